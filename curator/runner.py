@@ -1,0 +1,220 @@
+"""Run a pipeline: split it into map passes and fit steps, resume what was done.
+
+Consecutive map/filter steps fuse into one pass over the data; a fit step sits
+between passes and sees the previous pass's kept rows through DuckDB. Pass 0
+also ingests the input (JSONL or Parquet) into the data contract, so a
+pipeline that starts with a fit step still gets Parquet to query.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from curator import catalog
+from curator import stats as run_stats
+from curator.config import Pipeline, StepSpec, validate_pipeline
+from curator.errors import ConfigError
+from curator.executors import Executor, make_executor
+from curator.passes import PassOptions, kept_path, marker_path
+from curator.registry import StepRegistry
+from curator.shards import WorkUnit, discover_inputs, make_units, write_json_atomic
+from curator.steps import FitContext, FitStep, Step
+
+
+@dataclass
+class Segment:
+    """Either a map pass (several map/filter steps) or one fit step."""
+
+    kind: str  # "pass" | "fit"
+    specs: list[StepSpec] = field(default_factory=list)
+
+
+def plan(pipeline: Pipeline, registry: StepRegistry) -> list[Segment]:
+    segments: list[Segment] = [Segment("pass")]
+    for spec in pipeline.steps:
+        kind = registry.get(spec.type).kind
+        if kind == "fit":
+            segments.append(Segment("fit", [spec]))
+        else:
+            if segments[-1].kind != "pass":
+                segments.append(Segment("pass"))
+            segments[-1].specs.append(spec)
+    return segments
+
+
+def _pipeline_hash(pipeline: Pipeline, inputs: list[str]) -> str:
+    body = json.dumps(
+        {"options": pipeline.options.model_dump(mode="json", exclude={"steps": True, "input": {"path"}}), "steps": [s.__dict__ for s in pipeline.steps], "inputs": inputs},
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(body.encode()).hexdigest()[:16]
+
+
+def run_pipeline(
+    pipeline: Pipeline,
+    output: str | Path,
+    *,
+    registry: StepRegistry | None = None,
+    inputs: list[str] | None = None,
+    executor: str | Executor = "local",
+    workers: int = 1,
+    address: str | None = None,
+    fail_fast: bool = False,
+    progress: bool = True,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Run (or resume) ``pipeline`` into ``output``; returns the run's stats."""
+    if registry is None:
+        from curator.plugins import get_registry
+
+        registry = get_registry()
+    validate_pipeline(pipeline, registry)
+    run_dir = Path(output).resolve()
+    patterns = inputs or pipeline.options.input.paths
+    if not patterns:
+        raise ConfigError(f"{pipeline.source}: no input: pass --input GLOB or set input.path")
+    files = discover_inputs(patterns)
+    units = make_units(files)
+    digest = _pipeline_hash(pipeline, files)
+
+    manifest_path = run_dir / catalog.MANIFEST
+    if manifest_path.exists():
+        previous = json.loads(manifest_path.read_text())
+        if previous.get("pipeline_hash") != digest:
+            if not overwrite:
+                raise ConfigError(
+                    f"{run_dir} holds a run of a different pipeline or input ({previous.get('pipeline')}); "
+                    "use another --output, or --overwrite to start it again"
+                )
+            import shutil
+
+            shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    segments = plan(pipeline, registry)
+    steps_meta = [{"name": s.name, "type": s.type, "kind": registry.get(s.type).kind} for s in pipeline.steps]
+    passes_meta = []
+    for seg in segments:
+        if seg.kind == "pass":
+            passes_meta.append({"dir": f"pass-{len(passes_meta)}", "steps": [s.name for s in seg.specs], "shards": len(units)})
+    manifest = {
+        "pipeline": pipeline.name,
+        "source": pipeline.source,
+        "pipeline_hash": digest,
+        "inputs": files,
+        "input_spec": pipeline.options.input.model_dump(),
+        "steps": steps_meta,
+        "passes": passes_meta,
+        "status": "running",
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "artifacts": {},
+    }
+    write_json_atomic(manifest_path, manifest)
+    if Path(pipeline.source).is_file():
+        (run_dir / "pipeline.yaml").write_text(Path(pipeline.source).read_text())
+
+    own_executor = isinstance(executor, str)
+    engine: Executor = make_executor(executor, workers, address, temp_dir=None) if isinstance(executor, str) else executor
+    results: dict[str, dict[str, Any]] = {}
+    pass_index = 0
+    current_units = units
+    try:
+        for seg in segments:
+            if seg.kind == "pass":
+                pass_dir = run_dir / f"pass-{pass_index}"
+                steps = [spec.build(registry, results, pipeline.source) for spec in seg.specs]
+                if pass_index == 0:
+                    options = PassOptions(pipeline.options.input, pipeline.options.batch_size, pipeline.options.on_bad_input, fail_fast)
+                else:
+                    # Later passes read the contract shards the previous pass wrote.
+                    options = PassOptions(pipeline.options.input.model_copy(update={"format": "parquet", "id_column": "id", "text_column": "text"}), pipeline.options.batch_size, "fail", fail_fast)
+                _run_pass(engine, steps, current_units, pass_dir, options, progress, label=",".join(s.name for s in steps) or "ingest")
+                current_units = [WorkUnit(u.index, str(kept_path(pass_dir, u)), u.shard, u.id_prefix) for u in current_units if kept_path(pass_dir, u).exists()]
+                pass_index += 1
+            else:
+                spec = seg.specs[0]
+                step = spec.build(registry, results, pipeline.source)
+                assert isinstance(step, FitStep)
+                results[step.name] = _run_fit(engine, step, run_dir, [Path(u.path) for u in current_units], results, spec, progress)
+                manifest["artifacts"][step.name] = str(Path("artifacts") / step.name)
+                write_json_atomic(manifest_path, manifest)
+        manifest["status"] = "done"
+        manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+        write_json_atomic(manifest_path, manifest)
+    finally:
+        if own_executor:
+            engine.close()
+    summary = run_stats.collect(run_dir)
+    write_json_atomic(run_dir / "stats.json", summary)
+    catalog.write_database(run_dir)
+    return summary
+
+
+def _run_pass(engine: Executor, steps: list[Step], units: list[WorkUnit], pass_dir: Path, options: PassOptions, progress: bool, label: str) -> None:
+    todo = [u for u in units if not marker_path(pass_dir, u).exists()]
+    bar = tqdm(total=len(units), initial=len(units) - len(todo), desc=f"{pass_dir.name} [{label}]", unit="shard", disable=not progress or None, leave=True)
+    rows = {"in": 0, "kept": 0}
+
+    def on_done(shard_stats: dict[str, Any]) -> None:
+        rows["in"] += shard_stats["input"]
+        rows["kept"] += shard_stats["kept"]
+        bar.set_postfix_str(f"rows {rows['in']:,} kept {rows['kept']:,}")
+        bar.update(1)
+
+    try:
+        engine.run_pass(steps, todo, pass_dir, options, on_done)
+    finally:
+        bar.close()
+
+
+def _fingerprint(files: list[Path]) -> list[tuple[str, int]]:
+    return [(f.name, os.path.getsize(f)) for f in files if f.exists()]
+
+
+def _run_fit(engine: Executor, step: FitStep, run_dir: Path, corpus: list[Path], results: dict[str, dict[str, Any]], spec: StepSpec, progress: bool) -> dict[str, Any]:
+    artifact_dir = run_dir / "artifacts" / step.name
+    key_body = {"step": step.config_fingerprint(), "refs": {t: results.get(t) for _, t, _ in spec.references()}}
+    if step.depends_on_corpus:
+        key_body["corpus"] = _fingerprint(corpus)
+    key = hashlib.sha256(json.dumps(key_body, sort_keys=True, default=str).encode()).hexdigest()
+    result_path = artifact_dir / "result.json"
+    if result_path.exists():
+        cached = json.loads(result_path.read_text())
+        if cached.get("key") == key:
+            if progress:
+                tqdm.write(f"fit {step.name}: cached ({result_path})")
+            return cached["result"]
+    artifact_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    result = engine.run_fit(_fit_in_worker, step, str(run_dir), str(artifact_dir), [str(p) for p in corpus], results, engine.workers)
+    write_json_atomic(result_path, {"key": key, "result": result, "seconds": time.perf_counter() - started})
+    if progress:
+        tqdm.write(f"fit {step.name}: {json.dumps(result, default=str)[:200]} ({time.perf_counter() - started:.1f}s)")
+    return result
+
+
+def _fit_in_worker(step: FitStep, run_dir: str, artifact_dir: str, corpus: list[str], results: dict[str, Any], workers: int) -> dict[str, Any]:
+    """Runs where the executor puts fit steps (this process, or a Ray task)."""
+    step.check_dependencies()
+    corpus_view = (
+        "SELECT * FROM read_parquet([" + ", ".join(f"'{c}'" for c in corpus) + "], union_by_name = true)" if corpus else catalog.EMPTY_KEPT
+    )
+    connection = catalog.connect(Path(run_dir), extra_views={"corpus": corpus_view})
+    try:
+        ctx = FitContext(
+            run_dir=Path(run_dir), artifact_dir=Path(artifact_dir), connection=connection, results=results, corpus_files=[Path(c) for c in corpus], workers=workers
+        )
+        result = step.fit(ctx)
+    finally:
+        connection.close()
+    json.dumps(result)  # a result must be JSON: it is cached and substituted into later steps
+    return result
