@@ -234,7 +234,8 @@ def validate_pipeline(pipeline: Pipeline, registry: StepRegistry) -> None:
         except ValidationError as exc:
             errors.extend(
                 line for err, line in zip(exc.errors(), _format_errors(exc, spec, source))
-                if not (err["type"] == "missing" and err["loc"] and err["loc"][0] in ref_params)
+                # fields given as ${...} are checked when the reference is resolved
+                if not ((err["type"] == "missing" and err["loc"] and err["loc"][0] in ref_params) or (ref_params and not err["loc"]))
             )
         if cls.kind == "fit":
             fit_steps.add(spec.name)

@@ -185,7 +185,12 @@ class FitContext:
         self.workers = workers
 
     def sql(self, query: str, params: Sequence[Any] | None = None) -> duckdb.DuckDBPyRelation:
+        """A lazy relation (``.to_arrow_table()``, ``.df()``, chaining)."""
         return self.connection.sql(query, params=params)
+
+    def execute(self, query: str, params: Sequence[Any] | None = None) -> duckdb.DuckDBPyConnection:
+        """A cursor with the result (``.fetchone()``, ``.fetchall()``)."""
+        return self.connection.execute(query, params or [])
 
 
 class FitStep(Step):

@@ -124,7 +124,7 @@ class PercentileThreshold(FitStep):
     def fit(self, ctx: FitContext) -> dict[str, Any]:
         q = self.params.quantile if self.params.quantile is not None else 1 - self.params.keep_top_percent / 100
         column = self.params.column.replace('"', '""')
-        threshold, rows = ctx.sql(f'SELECT quantile_cont("{column}", {q}), count("{column}") FROM corpus').fetchone()
+        threshold, rows = ctx.execute(f'SELECT quantile_cont("{column}", {q}), count("{column}") FROM corpus').fetchone()
         return {"threshold": threshold, "quantile": q, "rows": rows}
 
 

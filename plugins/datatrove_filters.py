@@ -43,7 +43,7 @@ def _params_model(step_name: str, init: Any) -> type[Params]:
             # datatrove's tuple annotations are looser than its values (top_n_grams)
             annotation = Any
         fields[param.name] = (annotation, param.default if param.default is not inspect.Parameter.empty else ...)
-    return create_model(f"{step_name}_params", __base__=Params, **fields)
+    return create_model(f"{step_name}_params", __base__=Params, __module__=__name__, **fields)
 
 
 class DatatroveFilter(FilterStep):
@@ -89,7 +89,7 @@ def _make_step(step_name: str, class_path: str, description: str) -> type[Datatr
         cls = getattr(importlib.import_module(module), cls_name)
     except ImportError:
         # datatrove not installed: register a step that says what to install
-        params: type[Params] = create_model(f"{step_name}_params", __base__=Params)
+        params: type[Params] = create_model(f"{step_name}_params", __base__=Params, __module__=__name__)
         params.model_config = ConfigDict(extra="allow")
     else:
         params = _params_model(step_name, cls.__init__)
@@ -101,9 +101,11 @@ def _make_step(step_name: str, class_path: str, description: str) -> type[Datatr
 
 
 STEPS = [_make_step(name, path, desc) for name, (path, desc) in FILTERS.items()]
-# Pickling needs the generated classes to be module attributes.
+# Pickling (to worker processes and Ray actors) needs the generated classes
+# to be attributes of this module.
 for _cls in STEPS:
     globals()[_cls.__name__] = _cls
+    globals()[_cls.Params.__name__] = _cls.Params
 
 
 @hookimpl

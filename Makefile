@@ -1,0 +1,27 @@
+# Set-up is part of every target: a fresh machine needs only python3 and make.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+
+.PHONY: setup demo test bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip "setuptools>=70" wheel
+	$(PIP) install -q -e ".[dev]"
+	touch $@
+
+demo: setup
+	$(VENV)/bin/curator run pipelines/demo.yaml --output runs/demo --overwrite
+	$(VENV)/bin/curator sql "SELECT reject_step, reject_reason, count(*) AS rows FROM rejected GROUP BY ALL ORDER BY rows DESC LIMIT 10" --run runs/demo
+
+test: setup
+	$(VENV)/bin/pytest -q
+
+bench: setup
+	$(PY) bench/run.py
+
+clean:
+	rm -rf runs bench/_data bench/_runs
