@@ -23,7 +23,7 @@ import duckdb
 CATALOG_FILE = "curator.duckdb"
 MANIFEST = "manifest.json"
 
-EMPTY_REJECTED = "SELECT NULL::VARCHAR AS id, NULL::VARCHAR AS text, NULL::VARCHAR AS reject_step, NULL::VARCHAR AS reject_reason LIMIT 0"
+EMPTY_REJECTED = "SELECT NULL::VARCHAR AS id, NULL::VARCHAR AS text, NULL::VARCHAR AS reject_step, NULL::VARCHAR AS reject_reason, NULL::VARCHAR AS source LIMIT 0"
 EMPTY_KEPT = "SELECT NULL::VARCHAR AS id, NULL::VARCHAR AS text LIMIT 0"
 
 

@@ -69,7 +69,7 @@ def process_unit(unit: WorkUnit, steps: Sequence[Step], pass_dir: Path, options:
                 for reason in bad.column("reject_reason").to_pylist():
                     rejected["read"][_reason_key(reason)] += 1
                 rejected_writer.write(bad)
-            kept, out_rejected = run_steps(good, steps, options.fail_fast, rejected, errors, seconds)
+            kept, out_rejected = run_steps(good, steps, options.fail_fast, rejected, errors, seconds, unit.origin or unit.path)
             kept_writer.write(kept)
             for table in out_rejected:
                 rejected_writer.write(table)
@@ -107,6 +107,7 @@ def run_steps(
     rejected: dict[str, Counter[str]],
     errors: dict[str, list[str]],
     seconds: Counter[str],
+    source: str = "",
 ) -> tuple[pa.Table, list[pa.Table]]:
     """Run the fused steps over one batch. Returns (kept rows, rejected tables)."""
     out_rejected: list[pa.Table] = []
@@ -120,12 +121,12 @@ def run_steps(
             failed_idx = [i for i, _ in failures]
             failed = current.take(pa.array(failed_idx, pa.int64()))
             messages = [msg for _, msg in failures]
-            out_rejected.append(_with_reject(failed, step.name, [f"error: {m}" for m in messages]))
+            out_rejected.append(_with_reject(failed, step.name, [f"error: {m}" for m in messages], source))
             rejected[step.name]["error"] += len(failures)
             errors[step.name].extend(messages)
             current = current.take(pa.array(ok_rows, pa.int64())) if ok_rows is not None else current
         if current.num_rows:
-            current, dropped = _apply(step, current, results)
+            current, dropped = _apply(step, current, results, source)
             if dropped is not None and dropped.num_rows:
                 out_rejected.append(dropped)
                 for reason in dropped.column("reject_reason").to_pylist():
@@ -218,7 +219,7 @@ def _concat_results(step: Step, results: list[Any]) -> Any:
     return {k: pa.concat_arrays([r[k] for r in results]) for k in keys}
 
 
-def _apply(step: Step, table: pa.Table, results: list[Any]) -> tuple[pa.Table, pa.Table | None]:
+def _apply(step: Step, table: pa.Table, results: list[Any], source: str) -> tuple[pa.Table, pa.Table | None]:
     result = _concat_results(step, results)
     columns = result.columns if isinstance(step, FilterStep) else result
     for suffix, values in columns.items():
@@ -235,9 +236,13 @@ def _apply(step: Step, table: pa.Table, results: list[Any]) -> tuple[pa.Table, p
     mask = pa.array(keep)
     dropped = table.filter(pc.invert(mask))
     reasons = [r or step.name for r, k in zip(result.reasons, keep) if not k]
-    return table.filter(mask), _with_reject(dropped, step.name, reasons)
+    return table.filter(mask), _with_reject(dropped, step.name, reasons, source)
 
 
-def _with_reject(table: pa.Table, step_name: str, reasons: list[str]) -> pa.Table:
-    table = table.append_column("reject_step", pa.array([step_name] * table.num_rows, pa.string()))
-    return table.append_column("reject_reason", pa.array(reasons, pa.string()))
+def _with_reject(table: pa.Table, step_name: str, reasons: list[str], source: str) -> pa.Table:
+    n = table.num_rows
+    table = table.append_column("reject_step", pa.array([step_name] * n, pa.string()))
+    table = table.append_column("reject_reason", pa.array(reasons, pa.string()))
+    if "source" not in table.column_names:
+        table = table.append_column("source", pa.array([source] * n, pa.string()))
+    return table

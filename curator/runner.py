@@ -138,7 +138,9 @@ def run_pipeline(
                     # Later passes read the contract shards the previous pass wrote.
                     options = PassOptions(pipeline.options.input.model_copy(update={"format": "parquet", "id_column": "id", "text_column": "text"}), pipeline.options.batch_size, "fail", fail_fast)
                 _run_pass(engine, steps, current_units, pass_dir, options, progress, label=",".join(s.name for s in steps) or "ingest")
-                current_units = [WorkUnit(u.index, str(kept_path(pass_dir, u)), u.shard, u.id_prefix) for u in current_units if kept_path(pass_dir, u).exists()]
+                current_units = [
+                    WorkUnit(u.index, str(kept_path(pass_dir, u)), u.shard, u.id_prefix, u.origin or u.path) for u in current_units if kept_path(pass_dir, u).exists()
+                ]
                 pass_index += 1
             else:
                 spec = seg.specs[0]

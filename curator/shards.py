@@ -42,9 +42,11 @@ class WorkUnit:
     shard: str
     #: prefix of generated ids: the file's path relative to the inputs' common root
     id_prefix: str
+    #: the original input file, when ``path`` is an earlier pass's output
+    origin: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"index": self.index, "path": self.path, "shard": self.shard, "id_prefix": self.id_prefix}
+        return {"index": self.index, "path": self.path, "shard": self.shard, "id_prefix": self.id_prefix, "origin": self.origin}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> WorkUnit:
@@ -185,7 +187,7 @@ class InputReader:
     def _read_jsonl_lines(self, unit: WorkUnit, data: bytes) -> Iterator[tuple[pa.Table, pa.Table | None]]:
         """Line by line: every bad line becomes a rejected row saying why and where."""
         good: list[dict[str, Any]] = []
-        bad: list[dict[str, Any]] = []
+        bad: _BadRows = _BadRows(self.on_bad_input)
         lines = data.split(b"\n")
         for number, raw in enumerate(lines, start=1):
             if not raw.strip():
@@ -210,7 +212,7 @@ class InputReader:
             good.append(obj)
             if len(good) >= self.batch_size:
                 yield _table_from_rows(good), _bad_table(bad)
-                good, bad = [], []
+                good, bad = [], _BadRows(self.on_bad_input)
         if good or bad:
             yield _table_from_rows(good), _bad_table(bad)
 
@@ -299,6 +301,19 @@ def _text_is_plain(table: pa.Table, text_column: str) -> bool:
         return True
     t = table.column(text_column).type
     return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t)
+
+
+class _BadRows(list):
+    """Rejected rows of the line reader; in fail mode the first one raises at once."""
+
+    def __init__(self, on_bad_input: str) -> None:
+        super().__init__()
+        self.on_bad_input = on_bad_input
+
+    def append(self, row: dict[str, Any]) -> None:
+        if self.on_bad_input == "fail":
+            raise BadInputError(f"{row['source']}: {row['reject_reason']}")
+        super().append(row)
 
 
 def _bad_row(text: str | None, reason: str, source: str) -> dict[str, Any]:

@@ -107,3 +107,24 @@ def pipeline_file(tmp_path: Path, text: str, name: str = "pipeline.yaml") -> Pat
     path = tmp_path / name
     path.write_text(text)
     return path
+
+
+@pytest.fixture(scope="session")
+def example_plugin_site(tmp_path_factory):
+    """docs/example-plugin installed for real with pip (into a folder put on the path)."""
+    site = tmp_path_factory.mktemp("example-site")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(site), str(REPO / "docs" / "example-plugin")],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    return site
+
+
+@pytest.fixture
+def example_plugin(example_plugin_site, monkeypatch):
+    monkeypatch.syspath_prepend(str(example_plugin_site))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(example_plugin_site), os.environ.get("PYTHONPATH")])))
+    plugins.reset()
+    return example_plugin_site
