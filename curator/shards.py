@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pajson
@@ -227,7 +228,9 @@ class InputReader:
             table = table.drop_columns(["__line"])
         first_row = self._row
         self._row += n
-        where = [f"{unit.path}:{lines[i]}" if lines else f"{unit.path}:row {first_row + i}" for i in range(n)] if n else []
+
+        def where(i: int) -> str:
+            return f"{unit.path}:{lines[i]}" if lines else f"{unit.path}:row {first_row + i}"
 
         if spec.text_column not in table.column_names:
             if n == 0:
@@ -235,65 +238,71 @@ class InputReader:
             problem = f"missing column {spec.text_column!r} (columns: {', '.join(table.column_names)}); set input.text_column"
             if self.on_bad_input == "fail":
                 raise BadInputError(f"{unit.path}: {problem}")
-            rows = [_bad_row(json.dumps(r, default=str), f"missing_text_column: {spec.text_column}", w) for r, w in zip(table.to_pylist(), where)]
+            rows = [_bad_row(json.dumps(r, default=str), f"missing_text_column: {spec.text_column}", where(i)) for i, r in enumerate(table.to_pylist())]
             return _empty_contract(), _concat_bad(bad, _bad_table(rows))
 
-        # id: rename, cast to string, generate where missing (stable: file + row)
-        generated = pa.array([f"{unit.id_prefix}:{first_row + i}" for i in range(n)], pa.string())
+        # id: renamed, cast to string, generated where missing (stable: file + row)
         if spec.id_column in table.column_names:
             ids = table.column(spec.id_column)
-            if not (pa.types.is_string(ids.type) or pa.types.is_large_string(ids.type)):
-                ids = pc.cast(ids, pa.string()) if not pa.types.is_nested(ids.type) else pa.array([json.dumps(v) for v in ids.to_pylist()])
-            ids = pc.cast(pc.coalesce(ids, generated), pa.string())
             table = table.drop_columns([spec.id_column])
+            if not (pa.types.is_string(ids.type) or pa.types.is_large_string(ids.type)):
+                ids = pc.cast(ids, pa.string()) if not pa.types.is_nested(ids.type) else pa.array([json.dumps(v) for v in ids.to_pylist()], pa.string())
+            if ids.null_count:
+                ids = pc.coalesce(ids, self._generated_ids(unit, first_row, n))
+            ids = pc.cast(ids, pa.string())
         else:
-            ids = generated
+            ids = self._generated_ids(unit, first_row, n)
         text = table.column(spec.text_column)
         table = table.drop_columns([spec.text_column])
         text_ok_type = pa.types.is_string(text.type) or pa.types.is_large_string(text.type)
         if text_ok_type:
             text = pc.cast(text, pa.string())
-        table = table.add_column(0, "text", text if text_ok_type else pa.array([None] * n, pa.string()))
+        table = table.add_column(0, "text", text if text_ok_type else pa.nulls(n, pa.string()))
         table = table.add_column(0, "id", ids)
 
-        problems: list[str | None] = [None] * n
+        problems: dict[int, str] = {}
         if not text_ok_type:
             if self.on_bad_input == "fail":
                 raise BadInputError(f"{unit.path}: column {spec.text_column!r} has type {text.type}, expected string")
             raw_text = [None if v is None else (v if isinstance(v, str) else json.dumps(v, default=str)) for v in text.to_pylist()]
             table = table.set_column(1, "text", pa.array(raw_text, pa.string()))
-            problems = [f"text_not_string: {text.type}"] * n
-        else:
-            nulls = pc.is_null(text)
-            if pc.any(nulls).as_py():
-                for i in pc.indices_nonzero(nulls).to_pylist():
-                    problems[i] = "null_text"
-        id_list = ids.to_pylist()
-        seen = self._seen_ids
-        if len(seen) == 0 and len(set(id_list)) == n:
-            seen.update(id_list)
-        else:
-            for i, doc_id in enumerate(id_list):
-                if doc_id in seen:
-                    problems[i] = problems[i] or f"duplicate_id: {doc_id}"
-                else:
-                    seen.add(doc_id)
-        if any(problems):
+            problems = dict.fromkeys(range(n), f"text_not_string: {text.type}")
+        elif text.null_count:
+            for i in pc.indices_nonzero(pc.is_null(text)).to_pylist():
+                problems[i] = "null_text"
+        self._check_duplicates(ids, problems)
+        if problems:
             if self.on_bad_input == "fail":
-                i = next(i for i, p in enumerate(problems) if p)
-                raise BadInputError(f"{where[i]}: {problems[i]}")
-            mask = pa.array([p is None for p in problems])
-            rejected = table.filter(pc.invert(mask))
-            reasons = [p for p in problems if p]
-            rejected = rejected.append_column("reject_step", pa.array([READ_STEP] * len(reasons), pa.string()))
-            rejected = rejected.append_column("reject_reason", pa.array(reasons, pa.string()))
-            rejected = rejected.append_column("source", pa.array([w for w, p in zip(where, problems) if p], pa.string()))
-            table = table.filter(mask)
+                i = min(problems)
+                raise BadInputError(f"{where(i)}: {problems[i]}")
+            order = sorted(problems)
+            rejected = table.take(pa.array(order, pa.int64()))
+            rejected = rejected.append_column("reject_step", pa.array([READ_STEP] * len(order), pa.string()))
+            rejected = rejected.append_column("reject_reason", pa.array([problems[i] for i in order], pa.string()))
+            rejected = rejected.append_column("source", pa.array([where(i) for i in order], pa.string()))
+            mask = np.ones(n, dtype=bool)
+            mask[order] = False
+            table = table.filter(pa.array(mask))
             bad = _concat_bad(bad, rejected)
-        if bad is not None and self.on_bad_input == "fail" and bad.num_rows:
-            row = bad.slice(0, 1).to_pylist()[0]
-            raise BadInputError(f"{row['source']}: {row['reject_reason']}")
         return table, bad
+
+    @staticmethod
+    def _generated_ids(unit: WorkUnit, first_row: int, n: int) -> pa.Array:
+        return pa.array([f"{unit.id_prefix}:{first_row + i}" for i in range(n)], pa.string())
+
+    def _check_duplicates(self, ids: pa.Array | pa.ChunkedArray, problems: dict[int, str]) -> None:
+        """Ids must be unique within a shard; later repeats are set aside."""
+        seen = self._seen_ids
+        id_list = ids.to_pylist()
+        fresh = set(id_list)
+        if len(fresh) == len(id_list) and seen.isdisjoint(fresh):
+            seen |= fresh  # the common case: all new
+            return
+        for i, doc_id in enumerate(id_list):
+            if doc_id in seen:
+                problems.setdefault(i, f"duplicate_id: {doc_id}")
+            else:
+                seen.add(doc_id)
 
 
 def _text_is_plain(table: pa.Table, text_column: str) -> bool:
