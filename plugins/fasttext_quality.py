@@ -1,0 +1,302 @@
+"""fastText quality classifier: train on seeds through DuckDB, score, filter.
+
+The workhorse of the DCLM / FineWeb-Edu / Ultra-FineWeb recipe:
+
+* ``fasttext_train`` (fit) reads positive and negative seeds with a DuckDB
+  query (default: the ``seeds`` table the seed selector writes) or from two
+  sets of files (DCLM's OH-2.5+ELI5 vs RefinedWeb setup), normalises the text
+  as DCLM does, balances the classes, holds out a share for evaluation
+  (precision, recall, F1, ROC-AUC, confusion) and trains a supervised model.
+* ``fasttext_quality`` (filter) scores every document with that model (or any
+  fastText ``.bin``, e.g. DCLM's), adding ``<step>__score`` (probability of the
+  positive label) and ``<step>__label``; it keeps everything unless given a
+  ``threshold`` or NeMo-style Pareto sampling (``pareto_alpha``). For
+  ``keep_top_percent``, follow it with ``percentile_threshold`` and
+  ``range_filter`` (see pipelines/dclm_fasttext.yaml): the scores stay in the
+  rejected rows, so thresholds can be re-tuned in SQL without rescoring.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import zlib
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import Field, model_validator
+
+from curator import FilterResult, FilterStep, FitContext, FitStep, Params, hookimpl
+from curator.config import InputSpec
+from curator.errors import ConfigError
+from curator.shards import InputReader, discover_inputs, make_units
+
+REQUIRES = {"fasttext": "fasttext-numpy2-wheel"}
+POSITIVE = "pos"
+NEGATIVE = "neg"
+
+
+def normalise(text: pa.Array | pa.ChunkedArray, max_chars: int | None = None) -> pa.Array | pa.ChunkedArray:
+    """DCLM's preprocessing, columnar: lowercase, every run of whitespace (newlines too) to one space."""
+    if max_chars:
+        text = pc.utf8_slice_codeunits(text, 0, max_chars)
+    text = pc.utf8_lower(text)
+    text = pc.replace_substring_regex(text, r"\s+", " ")
+    return pc.utf8_trim_whitespace(text)
+
+
+def normalise_one(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def _load_fasttext():
+    import fasttext
+
+    fasttext.FastText.eprint = lambda *args, **kwargs: None  # silence load_model's warning
+    return fasttext
+
+
+def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
+    """Area under the ROC curve via the rank-sum (Mann-Whitney U) identity, ties averaged."""
+    from scipy.stats import rankdata
+
+    labels = np.asarray(labels, dtype=bool)
+    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
+    if n_pos == 0 or n_neg == 0:
+        return None
+    ranks = rankdata(scores)
+    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def binary_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, Any]:
+    labels = np.asarray(labels, dtype=bool)
+    predicted = np.asarray(scores) >= threshold
+    tp = int((predicted & labels).sum())
+    fp = int((predicted & ~labels).sum())
+    fn = int((~predicted & labels).sum())
+    tn = int((~predicted & ~labels).sum())
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {
+        "roc_auc": roc_auc(labels, scores),
+        "f1": f1,
+        "precision": precision,
+        "recall": recall,
+        "accuracy": (tp + tn) / len(labels) if len(labels) else 0.0,
+        "threshold": threshold,
+        "confusion": {"tp": tp, "fp": fp, "fn": fn, "tn": tn},
+        "n": int(len(labels)),
+    }
+
+
+class FastTextTrain(FitStep):
+    """Train a binary fastText quality classifier on seeds (positives vs negatives)."""
+
+    name = "fasttext_train"
+    description = "fit: train a fastText quality classifier on seeds queried with DuckDB, evaluate on a held-out share"
+    requires = REQUIRES
+
+    class Params(Params):
+        seeds_sql: str = Field("SELECT text, label FROM seeds", description="DuckDB query returning text and label columns")
+        positive_values: list[str] = Field(["1", "true", "pos", "positive", "hq"], description="label values (as text) that mean positive")
+        positive_files: list[str] | None = Field(None, description="globs of positive documents (instead of seeds_sql)")
+        negative_files: list[str] | None = Field(None, description="globs of negative documents (instead of seeds_sql)")
+        text_column: str = Field("text", description="text column of positive/negative files")
+        max_per_class: int | None = Field(None, gt=0, description="cap per class (sampled with seed)")
+        balance: Literal["downsample", "upsample", "none"] = Field("downsample", description="class balance")
+        holdout_fraction: float = Field(0.1, ge=0, lt=1, description="share of seeds held out for evaluation")
+        eval_threshold: float = Field(0.5, description="threshold at which precision/recall/F1/confusion are reported")
+        word_ngrams: int = Field(2, ge=1, description="fastText wordNgrams (DCLM: 2)")
+        dim: int = Field(100, ge=1, description="fastText dim")
+        epoch: int = Field(5, ge=1, description="fastText epoch")
+        lr: float = Field(0.1, gt=0, description="fastText lr")
+        min_count: int = Field(1, ge=1, description="fastText minCount")
+        bucket: int = Field(200_000, ge=0, description="hash buckets for n-grams (2M gives ~800 MB models)")
+        threads: int = Field(1, ge=1, description="training threads (1 = reproducible)")
+        seed: int = Field(42, description="seed for sampling, hold-out split and training")
+
+        @model_validator(mode="after")
+        def _files_together(self) -> FastTextTrain.Params:
+            if (self.positive_files is None) != (self.negative_files is None):
+                raise ValueError("give both positive_files and negative_files, or neither")
+            return self
+
+    def config_fingerprint(self) -> dict[str, Any]:
+        fingerprint = super().config_fingerprint()
+        files = (self.params.positive_files or []) + (self.params.negative_files or [])
+        if files:  # retrain when the seed files change
+            fingerprint["files"] = [(f, os.path.getsize(f), os.path.getmtime(f)) for f in discover_inputs(files)]
+        return fingerprint
+
+    def _seeds(self, ctx: FitContext) -> tuple[list[str], list[str]]:
+        p = self.params
+        if p.positive_files is not None and p.negative_files is not None:
+            return _read_texts(p.positive_files, p.text_column), _read_texts(p.negative_files, p.text_column)
+        try:
+            table = ctx.sql(p.seeds_sql).to_arrow_table()
+        except Exception as exc:
+            raise ConfigError(f"step {self.name!r}: seeds_sql failed: {exc}") from None
+        if "text" not in table.column_names or "label" not in table.column_names:
+            raise ConfigError(f"step {self.name!r}: seeds_sql must return `text` and `label` columns, got {table.column_names}")
+        positive_values = {v.lower() for v in p.positive_values}
+        pos, neg = [], []
+        for text, label in zip(table.column("text").to_pylist(), table.column("label").to_pylist()):
+            if text is None or label is None:
+                continue
+            (pos if str(label).lower() in positive_values else neg).append(text)
+        return pos, neg
+
+    def fit(self, ctx: FitContext) -> dict[str, Any]:
+        p = self.params
+        rng = random.Random(p.seed)
+        pos, neg = self._seeds(ctx)
+        pos = [t for t in (normalise_one(t) for t in pos) if t]
+        neg = [t for t in (normalise_one(t) for t in neg) if t]
+        if len(pos) < 2 or len(neg) < 2:
+            raise ConfigError(f"step {self.name!r}: needs at least 2 positive and 2 negative seeds, got {len(pos)} and {len(neg)}")
+        for texts in (pos, neg):
+            rng.shuffle(texts)
+        if p.max_per_class:
+            pos, neg = pos[: p.max_per_class], neg[: p.max_per_class]
+        n_hold_pos = max(1, int(len(pos) * p.holdout_fraction)) if p.holdout_fraction else 0
+        n_hold_neg = max(1, int(len(neg) * p.holdout_fraction)) if p.holdout_fraction else 0
+        hold = [(t, True) for t in pos[:n_hold_pos]] + [(t, False) for t in neg[:n_hold_neg]]
+        train_pos, train_neg = pos[n_hold_pos:], neg[n_hold_neg:]
+        if p.balance == "downsample":
+            n = min(len(train_pos), len(train_neg))
+            train_pos, train_neg = train_pos[:n], train_neg[:n]
+        elif p.balance == "upsample":
+            n = max(len(train_pos), len(train_neg))
+            train_pos = [train_pos[i % len(train_pos)] for i in range(n)]
+            train_neg = [train_neg[i % len(train_neg)] for i in range(n)]
+        train = [f"__label__{POSITIVE} {t}" for t in train_pos] + [f"__label__{NEGATIVE} {t}" for t in train_neg]
+        rng.shuffle(train)
+        train_file = ctx.artifact_dir / "train.txt"
+        train_file.write_text("\n".join(train) + "\n", encoding="utf-8")
+        fasttext = _load_fasttext()
+        model = fasttext.train_supervised(
+            input=str(train_file), wordNgrams=p.word_ngrams, dim=p.dim, epoch=p.epoch, lr=p.lr, minCount=p.min_count,
+            bucket=p.bucket, thread=p.threads, seed=p.seed, verbose=0,
+        )
+        model_path = ctx.artifact_dir / "model.bin"
+        model.save_model(str(model_path))
+        train_file.unlink()  # the seeds stay queryable; the model is the artifact
+        evaluation: dict[str, Any] = {}
+        if hold:
+            scores = _positive_probability(model, [t for t, _ in hold], f"__label__{POSITIVE}")
+            evaluation = binary_metrics(np.array([y for _, y in hold]), scores, p.eval_threshold)
+        (ctx.artifact_dir / "eval.json").write_text(json.dumps(evaluation, indent=1))
+        return {
+            "roc_auc": evaluation.get("roc_auc"),
+            "f1": evaluation.get("f1"),
+            "model_path": str(model_path),
+            "positive_label": f"__label__{POSITIVE}",
+            "train_positive": len(train_pos),
+            "train_negative": len(train_neg),
+            "holdout": len(hold),
+            "eval": evaluation,
+        }
+
+
+def _read_texts(patterns: list[str], text_column: str) -> list[str]:
+    reader = InputReader(InputSpec(text_column=text_column), batch_size=10_000, on_bad_input="quarantine")
+    texts: list[str] = []
+    for unit in make_units(discover_inputs(patterns)):
+        for good, _bad in reader.read(unit):
+            texts.extend(good.column("text").to_pylist())
+    return texts
+
+
+def _positive_probability(model: Any, lines: list[str], positive_label: str) -> np.ndarray:
+    labels, probs = model.predict(lines, k=-1)
+    out = np.empty(len(lines), dtype=np.float64)
+    for i, (row_labels, row_probs) in enumerate(zip(labels, probs)):
+        # fastText lists labels by probability; find ours in the row
+        try:
+            out[i] = row_probs[row_labels.index(positive_label)]
+        except ValueError:
+            out[i] = 0.0
+    return out
+
+
+class FastTextQuality(FilterStep):
+    """Score documents with a fastText classifier; optionally filter by threshold or Pareto sampling."""
+
+    name = "fasttext_quality"
+    description = "adds <name>__score (P(positive)) and __label; filters with threshold or pareto_alpha"
+    requires = REQUIRES
+
+    class Params(Params):
+        model: str = Field(description="fastText .bin (e.g. ${fasttext_train.model_path} or a DCLM model)")
+        positive_label: str = Field("__label__pos", description="label whose probability is the score (with or without __label__)")
+        threshold: float | None = Field(None, description="keep documents with score >= threshold")
+        pareto_alpha: float | None = Field(None, gt=0, description="NeMo-style sampling: keep if pareto(alpha) > 1 - score")
+        seed: int = Field(0, description="seed of the (per-document, reproducible) Pareto draw")
+        max_chars: int = Field(100_000, gt=0, description="score only the first max_chars characters")
+        normalize: bool = Field(True, description="apply DCLM's normalisation (lowercase, whitespace) before scoring")
+
+        @model_validator(mode="after")
+        def _one_mode(self) -> FastTextQuality.Params:
+            if self.threshold is not None and self.pareto_alpha is not None:
+                raise ValueError("set threshold or pareto_alpha, not both")
+            return self
+
+    def setup(self) -> None:
+        fasttext = _load_fasttext()
+        path = self.params.model
+        if not Path(path).is_file():
+            raise ConfigError(f"step {self.name!r}: fastText model {path!r} does not exist")
+        self._model = fasttext.load_model(path)
+        label = self.params.positive_label
+        self._label = label if label.startswith("__label__") else f"__label__{label}"
+        if self._label not in self._model.labels:
+            raise ConfigError(f"step {self.name!r}: model {path} has no label {self._label!r} (it has {', '.join(self._model.labels)})")
+
+    def filter(self, batch: pa.Table) -> FilterResult:
+        if not hasattr(self, "_model"):
+            self.setup()
+        text = batch.column("text")
+        prepared = normalise(text, self.params.max_chars) if self.params.normalize else pc.replace_substring(pc.utf8_slice_codeunits(text, 0, self.params.max_chars), "\n", " ")
+        lines = prepared.to_pylist()
+        empty = np.array([not line for line in lines])
+        labels, probs = self._model.predict(lines, k=-1)
+        score = np.empty(len(lines), dtype=np.float64)
+        top = []
+        label = self._label
+        for i, (row_labels, row_probs) in enumerate(zip(labels, probs)):
+            top.append(row_labels[0] if row_labels else None)
+            score[i] = row_probs[row_labels.index(label)] if label in row_labels else 0.0
+        score_col = pa.array(score, mask=empty)
+        label_col = pa.array([None if e else t for e, t in zip(empty, top)], pa.string())
+        columns = {"score": score_col, "label": label_col}
+        p = self.params
+        if p.threshold is not None:
+            keep = (score >= p.threshold) & ~empty
+        elif p.pareto_alpha is not None:
+            keep = (_pareto_draw(batch.column("id").to_pylist(), p.pareto_alpha, p.seed) > 1 - score) & ~empty
+        else:
+            keep = np.ones(len(lines), dtype=bool)  # annotate only: empty texts keep a NULL score
+        reasons = ["empty_text" if e else "quality_below_threshold" for e in empty]
+        return FilterResult(keep, reasons, columns)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_model", None)  # fastText models do not pickle; setup() reloads
+        return state
+
+
+def _pareto_draw(ids: list[str], alpha: float, seed: int) -> np.ndarray:
+    """numpy's pareto(alpha) (Lomax), drawn per document from a hash of its id: reproducible anywhere."""
+    u = np.array([zlib.crc32(f"{seed}:{i}".encode()) for i in ids], dtype=np.float64) / 2**32
+    return (1.0 - u) ** (-1.0 / alpha) - 1.0
+
+
+@hookimpl
+def register_steps(register):
+    register(FastTextTrain)
+    register(FastTextQuality)
