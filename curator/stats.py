@@ -95,7 +95,9 @@ def format_funnel(stats: dict[str, Any]) -> str:
     for f in stats["funnel"]:
         if f["kind"] == "fit":
             result = f["result"] or {}
-            shown = ", ".join(f"{k}={_short(v)}" for k, v in list(result.items())[:4])
+            # numbers first (roc_auc, threshold, ...), then short strings; nested values stay in --json
+            scalars = sorted(((k, v) for k, v in result.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)), key=lambda kv: isinstance(kv[1], str))
+            shown = ", ".join(f"{k}={_short(v)}" for k, v in scalars[:5])
             lines.append(f"  {f['step']:<{width}}  {'(fit)':>10}  {shown}")
             continue
         reasons = ", ".join(f"{k} {v:,}" for k, v in list(f["reasons"].items())[:6])

@@ -40,13 +40,25 @@ POSITIVE = "pos"
 NEGATIVE = "neg"
 
 
-def normalise(text: pa.Array | pa.ChunkedArray, max_chars: int | None = None) -> pa.Array | pa.ChunkedArray:
-    """DCLM's preprocessing, columnar: lowercase, every run of whitespace (newlines too) to one space."""
-    if max_chars:
-        text = pc.utf8_slice_codeunits(text, 0, max_chars)
-    text = pc.utf8_lower(text)
-    text = pc.replace_substring_regex(text, r"\s+", " ")
-    return pc.utf8_trim_whitespace(text)
+def prepare_lines(text: pa.Array | pa.ChunkedArray, max_chars: int, lowercase: bool = True) -> tuple[list[str], np.ndarray]:
+    """DCLM's preprocessing for scoring: lowercase, newlines to spaces, cut to max_chars.
+
+    fastText splits tokens on any run of whitespace, so this gives the same
+    tokens as DCLM's whitespace collapse (``normalise_one``, used for training)
+    without a regex pass over the corpus, which cost a fifth of the scoring
+    time. Returns the lines and a mask of empty (whitespace-only) texts.
+    """
+    if lowercase:
+        text = pc.utf8_lower(text)
+    lines = text.to_pylist()
+    empty = np.zeros(len(lines), dtype=bool)
+    for i, line in enumerate(lines):
+        if len(line) > max_chars:
+            line = line[:max_chars]
+        lines[i] = line.replace("\n", " ")
+        if not line or line.isspace():
+            empty[i] = True
+    return lines, empty
 
 
 def normalise_one(text: str) -> str:
@@ -108,6 +120,7 @@ class FastTextTrain(FitStep):
         negative_files: list[str] | None = Field(None, description="globs of negative documents (instead of seeds_sql)")
         text_column: str = Field("text", description="text column of positive/negative files")
         max_per_class: int | None = Field(None, gt=0, description="cap per class (sampled with seed)")
+        chunk_chars: int | None = Field(None, gt=0, description="split seeds longer than this into chunks (whole books as positives)")
         balance: Literal["downsample", "upsample", "none"] = Field("downsample", description="class balance")
         holdout_fraction: float = Field(0.1, ge=0, lt=1, description="share of seeds held out for evaluation")
         eval_threshold: float = Field(0.5, description="threshold at which precision/recall/F1/confusion are reported")
@@ -155,8 +168,8 @@ class FastTextTrain(FitStep):
         p = self.params
         rng = random.Random(p.seed)
         pos, neg = self._seeds(ctx)
-        pos = [t for t in (normalise_one(t) for t in pos) if t]
-        neg = [t for t in (normalise_one(t) for t in neg) if t]
+        pos = [c for t in pos for c in _chunks(normalise_one(t), p.chunk_chars) if c]
+        neg = [c for t in neg for c in _chunks(normalise_one(t), p.chunk_chars) if c]
         if len(pos) < 2 or len(neg) < 2:
             raise ConfigError(f"step {self.name!r}: needs at least 2 positive and 2 negative seeds, got {len(pos)} and {len(neg)}")
         for texts in (pos, neg):
@@ -203,6 +216,20 @@ class FastTextTrain(FitStep):
         }
 
 
+def _chunks(text: str, size: int | None) -> list[str]:
+    """Split at spaces into pieces of about ``size`` characters (no split when size is None)."""
+    if not size or len(text) <= size:
+        return [text]
+    pieces, start = [], 0
+    while start < len(text):
+        end = text.rfind(" ", start, start + size) if start + size < len(text) else len(text)
+        if end <= start:
+            end = start + size
+        pieces.append(text[start:end].strip())
+        start = end
+    return pieces
+
+
 def _read_texts(patterns: list[str], text_column: str) -> list[str]:
     reader = InputReader(InputSpec(text_column=text_column), batch_size=10_000, on_bad_input="quarantine")
     texts: list[str] = []
@@ -238,7 +265,7 @@ class FastTextQuality(FilterStep):
         pareto_alpha: float | None = Field(None, gt=0, description="NeMo-style sampling: keep if pareto(alpha) > 1 - score")
         seed: int = Field(0, description="seed of the (per-document, reproducible) Pareto draw")
         max_chars: int = Field(100_000, gt=0, description="score only the first max_chars characters")
-        normalize: bool = Field(True, description="apply DCLM's normalisation (lowercase, whitespace) before scoring")
+        normalize: bool = Field(True, description="lowercase before scoring, as DCLM trains (newlines always become spaces)")
 
         @model_validator(mode="after")
         def _one_mode(self) -> FastTextQuality.Params:
@@ -260,10 +287,7 @@ class FastTextQuality(FilterStep):
     def filter(self, batch: pa.Table) -> FilterResult:
         if not hasattr(self, "_model"):
             self.setup()
-        text = batch.column("text")
-        prepared = normalise(text, self.params.max_chars) if self.params.normalize else pc.replace_substring(pc.utf8_slice_codeunits(text, 0, self.params.max_chars), "\n", " ")
-        lines = prepared.to_pylist()
-        empty = np.array([not line for line in lines])
+        lines, empty = prepare_lines(batch.column("text"), self.params.max_chars, lowercase=self.params.normalize)
         labels, probs = self._model.predict(lines, k=-1)
         score = np.empty(len(lines), dtype=np.float64)
         top = []

@@ -1,6 +1,6 @@
 """Framework overhead and Ray scaling, side by side in one run.
 
-    python bench/foundation.py [--text-mb 200] [--repeat 3] [--no-ray]
+    python bench/bench_foundation.py [--text-mb 200] [--repeat 3] [--no-ray]
 
 1. a one-step no-op pipeline (local, 1 worker) vs plain pyarrow read+write of
    the same Parquet shards (best of --repeat, alternating);

@@ -1,0 +1,177 @@
+"""The fastText quality plugin with real models trained in the tests on real text."""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+import numpy as np
+import pytest
+from conftest import SHARED_DATA, curator_cli, pipeline_file, read_jsonl, write_jsonl
+
+from curator.config import load_pipeline
+from curator.errors import ConfigError
+from curator.runner import run_pipeline
+
+fasttext = pytest.importorskip("fasttext")
+
+HUMAN = SHARED_DATA / "quality" / "dclm_human_dev.jsonl"
+
+LABELLED = """
+steps:
+  - step: fasttext_train
+    name: train
+    seeds_sql: SELECT text, label FROM corpus
+    holdout_fraction: 0.2
+  - step: fasttext_quality
+    name: quality
+    model: ${train.model_path}
+  - step: percentile_threshold
+    name: top
+    column: quality__score
+    keep_top_percent: 10
+  - step: range_filter
+    name: keep_top
+    column: quality__score
+    min: ${top.threshold}
+    reason: quality_below_threshold
+"""
+
+
+@pytest.fixture(scope="module")
+def labelled_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ft")
+    pipe = pipeline_file(tmp, LABELLED)
+    out = curator_cli("run", str(pipe), "-i", str(HUMAN), "-o", str(tmp / "run"), "-q").stdout
+    return tmp / "run", out
+
+
+def test_probabilities_are_real(labelled_run):
+    """fasttext-wheel gives every label the top-1 probability; ours must not."""
+    run, _ = labelled_run
+    model = fasttext.load_model(str(run / "artifacts" / "train" / "model.bin"))
+    labels, probs = model.predict(["the function returns a list of values", "buy cheap pills casino bonus"], k=-1)
+    for row in probs:
+        assert abs(row.sum() - 1.0) < 1e-3
+        assert row[0] > row[1]
+
+
+def test_trained_on_labels_scores_filters_and_reports(labelled_run):
+    run, stdout = labelled_run
+    con = duckdb.connect(str(run / "curator.duckdb"), read_only=True)
+    total, kept = con.execute("SELECT (SELECT count(*) FROM documents), (SELECT count(*) FROM kept)").fetchone()
+    assert total == 250 and 24 <= kept <= 26
+    # rejected rows keep their score and the reason; the threshold can be re-tuned in SQL
+    rows = con.execute("SELECT reject_reason, quality__score FROM rejected").fetchall()
+    assert {r[0] for r in rows} == {"quality_below_threshold"} and all(r[1] is not None for r in rows)
+    threshold = json.loads((run / "artifacts" / "top" / "result.json").read_text())["result"]["threshold"]
+    assert max(r[1] for r in rows) < threshold <= con.execute("SELECT min(quality__score) FROM kept").fetchone()[0]
+    evaluation = json.loads((run / "artifacts" / "train" / "eval.json").read_text())
+    assert set(evaluation) >= {"roc_auc", "f1", "precision", "recall", "confusion"}
+    assert sum(evaluation["confusion"].values()) == evaluation["n"] == 49
+    assert "roc_auc=" in stdout  # the funnel shows the evaluation
+    stats = json.loads(curator_cli("stats", "--run", str(run), "--json").stdout)
+    train = next(f for f in stats["funnel"] if f["step"] == "train")
+    assert train["result"]["eval"]["roc_auc"] == evaluation["roc_auc"]
+
+
+def test_scores_agree_with_the_model_called_directly(labelled_run):
+    run, _ = labelled_run
+    model = fasttext.load_model(str(run / "artifacts" / "train" / "model.bin"))
+    con = duckdb.connect(str(run / "curator.duckdb"), read_only=True)
+    rows = con.execute("SELECT text, quality__score, quality__label FROM documents ORDER BY id LIMIT 20").fetchall()
+    for text, score, label in rows:
+        labels, probs = model.predict(" ".join(text.lower().split()), k=-1)
+        assert score == pytest.approx(float(probs[labels.index("__label__pos")]), abs=1e-6)
+        assert label == labels[0]
+
+
+def test_rerun_reuses_the_model(labelled_run, tmp_path):
+    run, _ = labelled_run
+    model = run / "artifacts" / "train" / "model.bin"
+    before = model.stat().st_mtime_ns
+    curator_cli("run", str(run / "pipeline.yaml"), "-i", str(HUMAN), "-o", str(run), "-q")
+    assert model.stat().st_mtime_ns == before
+
+
+def test_positive_and_negative_files_separate_reference_from_web(tmp_path, registry):
+    text = f"""
+steps:
+  - step: fasttext_train
+    name: train
+    positive_files: ["{SHARED_DATA}/reference/python311_docs.jsonl.gz"]
+    negative_files: ["{SHARED_DATA}/web/dolma_cc_sample.jsonl.gz"]
+    holdout_fraction: 0.2
+"""
+    pipe = load_pipeline(pipeline_file(tmp_path, text), registry)
+    write_jsonl(tmp_path / "empty.jsonl", [{"id": "x", "text": "unused corpus"}])
+    run_pipeline(pipe, tmp_path / "run", inputs=[str(tmp_path / "empty.jsonl")], progress=False)
+    result = json.loads((tmp_path / "run" / "artifacts" / "train" / "result.json").read_text())["result"]
+    assert result["roc_auc"] > 0.95
+    assert result["train_positive"] == result["train_negative"]  # balanced by downsampling
+
+
+@pytest.fixture(scope="module")
+def dclm_style_model(tmp_path_factory):
+    """An existing model with DCLM's labels (__label__hq / __label__cc), trained outside curator."""
+    tmp = tmp_path_factory.mktemp("dclm-model")
+    rows = read_jsonl(HUMAN)
+    lines = [f"__label__{'hq' if r['label'] == 1 else 'cc'} {' '.join(r['text'].lower().split())}" for r in rows]
+    (tmp / "train.txt").write_text("\n".join(lines) + "\n")
+    model = fasttext.train_supervised(str(tmp / "train.txt"), wordNgrams=2, bucket=100_000, dim=16, epoch=5, verbose=0, seed=1, thread=1)
+    model.save_model(str(tmp / "dclm.bin"))
+    return tmp / "dclm.bin"
+
+
+def _score_pipeline(tmp_path, model, extra=""):
+    return pipeline_file(tmp_path, f"steps:\n  - step: fasttext_quality\n    name: q\n    model: {model}\n    positive_label: hq\n{extra}")
+
+
+def test_load_existing_model_and_threshold(tmp_path, registry, dclm_style_model):
+    pipe = load_pipeline(_score_pipeline(tmp_path, dclm_style_model, "    threshold: 0.5\n"), registry)
+    summary = run_pipeline(pipe, tmp_path / "run", inputs=[str(HUMAN)], progress=False)
+    con = duckdb.connect(str(tmp_path / "run" / "curator.duckdb"), read_only=True)
+    assert con.execute("SELECT min(q__score) >= 0.5 FROM kept").fetchone()[0]
+    assert con.execute("SELECT max(q__score) < 0.5 FROM rejected").fetchone()[0]
+    assert summary["balanced"] and 0 < summary["kept"] < 250
+
+
+def test_unknown_label_names_the_models_labels(tmp_path, registry, dclm_style_model):
+    text = f"steps:\n  - step: fasttext_quality\n    model: {dclm_style_model}\n    positive_label: good\n"
+    pipe = load_pipeline(pipeline_file(tmp_path, text), registry)
+    with pytest.raises(ConfigError, match="has no label '__label__good'.*__label__hq"):
+        run_pipeline(pipe, tmp_path / "run", inputs=[str(HUMAN)], progress=False)
+
+
+def test_pareto_sampling_is_reproducible_across_workers(tmp_path, registry, dclm_style_model, sharded_input):
+    pipe = load_pipeline(_score_pipeline(tmp_path, dclm_style_model, "    pareto_alpha: 3\n"), registry)
+    one = run_pipeline(pipe, tmp_path / "one", inputs=[str(sharded_input)], progress=False)
+    two = run_pipeline(pipe, tmp_path / "two", inputs=[str(sharded_input)], progress=False, workers=2)
+    q = "SELECT id, reject_reason FROM documents ORDER BY id"
+    assert duckdb.connect(str(tmp_path / "one" / "curator.duckdb")).execute(q).fetchall() == duckdb.connect(str(tmp_path / "two" / "curator.duckdb")).execute(q).fetchall()
+    assert 0 < one["kept"] < 697
+    # higher scores are kept more often
+    con = duckdb.connect(str(tmp_path / "one" / "curator.duckdb"), read_only=True)
+    kept_mean, rejected_mean = con.execute("SELECT (SELECT avg(q__score) FROM kept), (SELECT avg(q__score) FROM rejected)").fetchone()
+    assert kept_mean > rejected_mean
+
+
+def test_awkward_texts_are_scored_or_rejected_never_crash(tmp_path, registry, dclm_style_model):
+    rows = [
+        {"id": "empty", "text": ""},
+        {"id": "spaces", "text": "   \t  "},
+        {"id": "newlines", "text": "\n\n\n"},
+        {"id": "long", "text": "word " * 400_000},
+        {"id": "mixed", "text": "Ünïcödé текст 中文 🙂\nsecond line"},
+        {"id": "normal", "text": "A normal paragraph about the history of the region."},
+    ]
+    write_jsonl(tmp_path / "odd.jsonl", rows)
+    pipe = load_pipeline(_score_pipeline(tmp_path, dclm_style_model, "    threshold: 0.0\n"), registry)
+    summary = run_pipeline(pipe, tmp_path / "run", inputs=[str(tmp_path / "odd.jsonl")], progress=False)
+    con = duckdb.connect(str(tmp_path / "run" / "curator.duckdb"), read_only=True)
+    rejected = dict(con.execute("SELECT id, reject_reason FROM rejected").fetchall())
+    assert rejected == {"empty": "empty_text", "spaces": "empty_text", "newlines": "empty_text"}
+    scores = dict(con.execute("SELECT id, q__score FROM kept").fetchall())
+    assert set(scores) == {"long", "mixed", "normal"} and all(0 <= s <= 1 for s in scores.values())
+    assert summary["balanced"]
+    assert not np.isnan(list(scores.values())).any()
