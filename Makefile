@@ -7,10 +7,11 @@ PIP := $(PY) -m pip
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml scripts/build_kenlm.sh
 	python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip "setuptools>=70" wheel
 	$(PIP) install -q -e ".[dev]"
+	PY=$(PY) bash scripts/build_kenlm.sh $(VENV)/bin
 	touch $@
 
 demo: setup
