@@ -22,7 +22,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import REPO, SHARED_DATA  # noqa: E402
 
-from curator_plugins.fasttext_quality import _load_fasttext, _positive_probability, normalise_one, roc_auc  # noqa: E402
+from curator.metrics import roc_auc  # noqa: E402
+from curator_plugins.fasttext_quality import _load_fasttext, _positive_probability, normalise_one  # noqa: E402
 
 HUMAN = SHARED_DATA / "quality" / "dclm_human_dev.jsonl"
 

@@ -16,6 +16,7 @@ SUITES = {
     "fasttext-eval": ["eval_fasttext_human.py"],
     "perplexity": ["bench_perplexity.py"],
     "perplexity-eval": ["eval_perplexity_human.py"],
+    "llm": ["bench_llm.py"],
 }
 
 

@@ -33,6 +33,7 @@ from pydantic import Field, model_validator
 from curator import FilterResult, FilterStep, FitContext, FitStep, Params, hookimpl
 from curator.config import InputSpec
 from curator.errors import ConfigError
+from curator.metrics import binary_metrics
 from curator.shards import InputReader, discover_inputs, make_units
 
 REQUIRES = {"fasttext": "fasttext-numpy2-wheel"}
@@ -70,40 +71,6 @@ def _load_fasttext():
 
     fasttext.FastText.eprint = lambda *args, **kwargs: None  # silence load_model's warning
     return fasttext
-
-
-def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
-    """Area under the ROC curve via the rank-sum (Mann-Whitney U) identity, ties averaged."""
-    from scipy.stats import rankdata
-
-    labels = np.asarray(labels, dtype=bool)
-    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
-    if n_pos == 0 or n_neg == 0:
-        return None
-    ranks = rankdata(scores)
-    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
-def binary_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, Any]:
-    labels = np.asarray(labels, dtype=bool)
-    predicted = np.asarray(scores) >= threshold
-    tp = int((predicted & labels).sum())
-    fp = int((predicted & ~labels).sum())
-    fn = int((~predicted & labels).sum())
-    tn = int((~predicted & ~labels).sum())
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {
-        "roc_auc": roc_auc(labels, scores),
-        "f1": f1,
-        "precision": precision,
-        "recall": recall,
-        "accuracy": (tp + tn) / len(labels) if len(labels) else 0.0,
-        "threshold": threshold,
-        "confusion": {"tp": tp, "fp": fp, "fn": fn, "tn": tn},
-        "n": int(len(labels)),
-    }
 
 
 class FastTextTrain(FitStep):

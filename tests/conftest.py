@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pyarrow as pa
@@ -14,6 +15,8 @@ import pytest
 from curator import plugins
 
 REPO = Path(__file__).resolve().parents[1]
+# LLM answers are cached per test session, not in the user's ~/.cache
+os.environ["CURATOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="curator-test-cache-")
 SHARED_DATA = Path(os.environ.get("CURATOR_SHARED_DATA", REPO.parent / "shared" / "data"))
 DOLMA = SHARED_DATA / "web" / "dolma_cc_sample.jsonl.gz"
 

@@ -1,0 +1,313 @@
+"""LLM seed selector: grade a sample with a rubric, pick positive and negative seeds.
+
+The FineWeb-Edu / Ultra-FineWeb recipe's first step, as one fit step
+(``llm_seed_selector``):
+
+1. **sample** N documents with DuckDB: deterministic for a seed (ordered by a
+   hash of id and seed), optionally stratified by a column or SQL expression
+   and pre-filtered with SQL;
+2. **grade** each with an LLM and a rubric (default: an additive 0–5
+   educational-value rubric written for curator after FineWeb-Edu's), with
+   few-shot examples from an optional human-labelled file, documents cut to a
+   budget; the grade is the expected score under the model's distribution
+   over 0–5, and the distribution, raw answer and backend/model are kept;
+3. **calibrate** against human labels when the corpus has a label column or a
+   labels file is given: Spearman, ROC-AUC, Cohen's kappa;
+4. **select** positives (grade ≥ ``pos_min`` or top q %) and negatives
+   (grade ≤ ``neg_max`` or bottom q %), balanced, into a ``seeds`` table that
+   ``fasttext_train`` reads by default;
+5. optionally **active selection**: grade in rounds, each time sending the
+   documents a quick fastText model trained on the seeds so far is least sure
+   about.
+
+Tables written (SQL views of the run): ``grades`` (every graded document) and
+``seeds``. Every LLM answer is cached on disk (``$CURATOR_CACHE_DIR``,
+default ~/.cache/curator), so reruns and other runs do not pay twice.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import Field, model_validator
+from tqdm import tqdm
+
+from curator import FitContext, FitStep, Params, hookimpl
+from curator.errors import ConfigError
+from curator.llm import Answer, AnswerCache, BackendConfig, default_cache_path, grade_cached, make_backend
+from curator.metrics import cohen_kappa, roc_auc, spearman
+
+CHOICES = ["0", "1", "2", "3", "4", "5"]
+
+# Our own wording of an additive 0-5 educational-value rubric (after FineWeb-Edu's idea).
+FINEWEB_EDU_RUBRIC = """The following are extracts from web pages, each rated for its educational value for teaching from primary school to grade school, on an additive 0 to 5 scale:
+- add 1 point if it gives some basic information on an educational topic, even if mixed with ads or off-topic material;
+- add a 2nd point if it covers material useful for education but loosely, without following a curriculum, or mixes it with other content;
+- add a 3rd point if it suits educational use and explains key ideas of school subjects clearly and coherently;
+- add a 4th point if it is highly relevant and helpful for teaching at grade-school level, like a chapter of a textbook or a tutorial;
+- add a 5th point if it is outstanding for teaching at that level, with clear reasoning and no filler.
+Pages that are spam, adverts, navigation, or have no educational content score 0.
+
+"""
+
+DEFAULT_FEW_SHOT = [
+    ("Photosynthesis is the process by which green plants use sunlight, water and carbon dioxide to make glucose and oxygen. "
+     "It takes place in the chloroplasts. In the light-dependent reactions, energy from light splits water molecules...", 4),
+    ("BEST DEALS!!! Cheap flights hotels car rental. Click here to win a free iPhone. Subscribe to our newsletter. "
+     "Home | About | Contact | Privacy Policy | Terms", 0),
+    ("Our team had a great weekend at the regional tournament. Thanks to all the parents who drove, and see you at practice on Tuesday!", 1),
+]
+
+
+class SeedSelector(FitStep):
+    """Grade a sample of the corpus with an LLM and write positive/negative seeds."""
+
+    name = "llm_seed_selector"
+    description = "fit: LLM grades a DuckDB sample with a rubric; writes `grades` and `seeds` tables"
+
+    class Params(Params):
+        llm: BackendConfig = Field(default_factory=BackendConfig, description="backend: embedded (default) or openai")
+        sample_size: int = Field(200, ge=1, description="documents to grade")
+        seed: int = Field(0, description="sampling seed")
+        where: str | None = Field(None, description="SQL condition on the corpus before sampling")
+        stratify_by: str | None = Field(None, description="column or SQL expression to stratify the sample by")
+        rubric: str = Field("fineweb_edu", description="'fineweb_edu' or your own rubric text (answers 0-5)")
+        few_shot_file: str | None = Field(None, description="JSONL with text and score (0-5) for few-shot examples")
+        few_shot: int = Field(3, ge=0, description="how many few-shot examples go in the prompt")
+        max_doc_chars: int = Field(1200, ge=50, description="documents are cut to this many characters")
+        label_column: str | None = Field(None, description="corpus column with human labels, for calibration")
+        pos_min: float | None = Field(3.0, description="grade >= pos_min is a positive seed")
+        neg_max: float | None = Field(1.0, description="grade <= neg_max is a negative seed")
+        pos_top_percent: float | None = Field(None, gt=0, le=100, description="or: the top q% of grades are positives")
+        neg_bottom_percent: float | None = Field(None, gt=0, le=100, description="or: the bottom q% are negatives")
+        balance: bool = Field(True, description="as many negatives as positives")
+        active_rounds: int = Field(0, ge=0, description="rounds of active selection after the first random batch")
+        active_batch: int = Field(50, ge=2, description="documents graded per round (active selection)")
+        batch_size: int = Field(8, ge=1, description="documents per backend call")
+        cache: str | None = Field(None, description="answer cache file (default: $CURATOR_CACHE_DIR or ~/.cache/curator, llm-answers.sqlite)")
+
+        @model_validator(mode="after")
+        def _selection(self) -> SeedSelector.Params:
+            if self.pos_min is None and self.pos_top_percent is None:
+                raise ValueError("set pos_min or pos_top_percent")
+            if self.neg_max is None and self.neg_bottom_percent is None:
+                raise ValueError("set neg_max or neg_bottom_percent")
+            return self
+
+    # -- prompt
+
+    def prompt_prefix(self) -> str:
+        p = self.params
+        rubric = FINEWEB_EDU_RUBRIC if p.rubric == "fineweb_edu" else p.rubric.rstrip() + "\n\n"
+        examples = DEFAULT_FEW_SHOT
+        if p.few_shot_file:
+            rows = [json.loads(line) for line in Path(p.few_shot_file).read_text().splitlines() if line.strip()]
+            examples = [(r["text"], int(r["score"])) for r in rows]
+        shots = "".join(f"Extract: {self._cut(text)}\nScore: {score}\n\n" for text, score in examples[: p.few_shot])
+        return rubric + shots
+
+    def _cut(self, text: str) -> str:
+        # one line per extract keeps the prompt's structure; the budget bounds the context
+        text = " ".join(text.split())
+        return text if len(text) <= self.params.max_doc_chars else text[: self.params.max_doc_chars] + " …"
+
+    def suffix(self, text: str) -> str:
+        # ends with "Score: " and its trailing space: the digits are then single tokens (NOTES)
+        return f"Extract: {self._cut(text)}\nScore: "
+
+    # -- sampling
+
+    def sample(self, ctx: FitContext, n: int, exclude: set[str] | None = None, seed: int | None = None) -> pa.Table:
+        p = self.params
+        seed = p.seed if seed is None else seed
+        where = f"WHERE ({p.where})" if p.where else ""
+        # Ordered by a hash of (id, seed): the same sample on every run, thread count and executor.
+        order = f"hash(id || ':{seed}')"
+        if p.stratify_by:
+            query = f"""
+                WITH c AS (SELECT *, ({p.stratify_by}) AS __stratum FROM corpus {where}),
+                     s AS (SELECT count(DISTINCT __stratum) AS k FROM c)
+                SELECT * EXCLUDE (__stratum) FROM c
+                QUALIFY row_number() OVER (PARTITION BY __stratum ORDER BY {order}) <= ceil({n} / (SELECT k FROM s))
+                ORDER BY {order}
+            """
+        else:
+            query = f"SELECT * FROM corpus {where} ORDER BY {order}"
+        try:
+            table = ctx.sql(query).to_arrow_table()
+        except Exception as exc:
+            raise ConfigError(f"step {self.name!r}: sampling query failed: {exc}") from None
+        if exclude:
+            keep = [i for i, doc_id in enumerate(table.column("id").to_pylist()) if doc_id not in exclude]
+            table = table.take(pa.array(keep, pa.int64()))
+        return table.slice(0, n)
+
+    # -- grading
+
+    def grade(self, backend: Any, cache: AnswerCache, prefix: str, texts: list[str], progress: str) -> list[Answer]:
+        answers: list[Answer] = []
+        bar = tqdm(total=len(texts), desc=progress, unit="doc", disable=None, leave=False)
+        for start in range(0, len(texts), self.params.batch_size):
+            chunk = texts[start : start + self.params.batch_size]
+            todo = [i for i, t in enumerate(chunk) if t and t.strip()]
+            got = grade_cached(backend, cache, prefix, [self.suffix(chunk[i]) for i in todo], CHOICES) if todo else []
+            result: list[Answer] = [Answer(None, None, "", error="empty document: not sent to the LLM") for _ in chunk]
+            for i, answer in zip(todo, got):
+                result[i] = answer
+            answers.extend(result)
+            bar.update(len(chunk))
+        bar.close()
+        return answers
+
+    def fit(self, ctx: FitContext) -> dict[str, Any]:
+        p = self.params
+        started = time.perf_counter()
+        backend = make_backend(p.llm)
+        cache = AnswerCache(p.cache or default_cache_path())
+        prefix = self.prompt_prefix()
+        try:
+            if p.active_rounds:
+                sample, answers, rounds = self._active(ctx, backend, cache, prefix)
+            else:
+                sample = self.sample(ctx, p.sample_size)
+                answers = self.grade(backend, cache, prefix, sample.column("text").to_pylist(), f"{self.name}: grading")
+                rounds = []
+        finally:
+            cache.close()
+            backend.close()
+        grades = self._grades_table(sample, answers, backend)
+        pq.write_table(grades, ctx.artifact_dir / "grades.parquet")
+        seeds = self._select(grades)
+        pq.write_table(seeds, ctx.artifact_dir / "seeds.parquet")
+        parsed = [a for a in answers if a.ok]
+        result: dict[str, Any] = {
+            "graded": len(answers),
+            "parsed": len(parsed),
+            "positives": int(sum(seeds.column("label").to_pylist())),
+            "negatives": int(seeds.num_rows - sum(seeds.column("label").to_pylist())),
+            "llm_calls": sum(1 for a in answers if not a.cached and a.raw),
+            "cached": sum(1 for a in answers if a.cached),
+            "seconds": round(time.perf_counter() - started, 2),
+            "mean_grade": float(np.mean([a.expected for a in parsed])) if parsed else None,
+            "backend": backend.name,
+            "model": backend.model_id,
+            "unparsed": _count_errors(answers),
+        }
+        if rounds:
+            result["active_rounds"] = rounds
+        calibration = self._calibrate(grades)
+        if calibration:
+            result["calibration"] = calibration
+        return result
+
+    def _active(self, ctx: FitContext, backend: Any, cache: AnswerCache, prefix: str) -> tuple[pa.Table, list[Answer], list[dict[str, Any]]]:
+        """Grade a random batch, then rounds of the documents a quick classifier is least sure about."""
+        from curator_plugins.fasttext_quality import _load_fasttext, _positive_probability, normalise_one
+
+        p = self.params
+        pool = self.sample(ctx, max(p.sample_size, p.active_batch * (p.active_rounds + 1)) * 4, seed=p.seed + 1)
+        pool_texts = pool.column("text").to_pylist()
+        chosen = list(range(min(p.active_batch, pool.num_rows)))
+        answers = self.grade(backend, cache, prefix, [pool_texts[i] for i in chosen], f"{self.name}: round 0")
+        rounds = [{"round": 0, "graded": len(chosen), "strategy": "random"}]
+        fasttext = _load_fasttext()
+        for r in range(1, p.active_rounds + 1):
+            grades = np.array([a.expected if a.ok else np.nan for a in answers])
+            pos = [normalise_one(pool_texts[i]) for i, g in zip(chosen, grades) if g >= (p.pos_min or 3)]
+            neg = [normalise_one(pool_texts[i]) for i, g in zip(chosen, grades) if g <= (p.neg_max or 1)]
+            remaining = [i for i in range(pool.num_rows) if i not in set(chosen) and pool_texts[i] and pool_texts[i].strip()]
+            if not remaining:
+                break
+            if len(pos) >= 2 and len(neg) >= 2:
+                train = ctx.artifact_dir / "active_train.txt"
+                train.write_text("\n".join([f"__label__pos {t}" for t in pos] + [f"__label__neg {t}" for t in neg]) + "\n")
+                model = fasttext.train_supervised(str(train), wordNgrams=2, dim=32, epoch=10, bucket=100_000, verbose=0, thread=1, seed=p.seed)
+                prob = _positive_probability(model, [normalise_one(pool_texts[i]) for i in remaining], "__label__pos")
+                order = np.argsort(np.abs(prob - 0.5), kind="stable")  # least sure first
+                strategy = "uncertainty"
+            else:
+                order = np.arange(len(remaining))  # not enough of both classes yet: keep sampling
+                strategy = "random (too few seeds of one class)"
+            picked = [remaining[j] for j in order[: p.active_batch]]
+            answers += self.grade(backend, cache, prefix, [pool_texts[i] for i in picked], f"{self.name}: round {r}")
+            chosen += picked
+            rounds.append({"round": r, "graded": len(picked), "strategy": strategy})
+        (ctx.artifact_dir / "active_train.txt").unlink(missing_ok=True)
+        return pool.take(pa.array(chosen, pa.int64())), answers, rounds
+
+    def _grades_table(self, sample: pa.Table, answers: list[Answer], backend: Any) -> pa.Table:
+        columns: dict[str, Any] = {
+            "id": sample.column("id"),
+            "text": sample.column("text"),
+            "grade": pa.array([a.expected for a in answers], pa.float64()),
+            "distribution": pa.array([json.dumps(a.distribution) if a.distribution else None for a in answers], pa.string()),
+            "raw": pa.array([a.raw for a in answers], pa.string()),
+            "error": pa.array([a.error for a in answers], pa.string()),
+            "cached": pa.array([a.cached for a in answers], pa.bool_()),
+            "backend": pa.array([backend.name] * len(answers), pa.string()),
+            "model": pa.array([backend.model_id] * len(answers), pa.string()),
+        }
+        if self.params.label_column and self.params.label_column in sample.column_names:
+            columns["human_label"] = sample.column(self.params.label_column)
+        return pa.table(columns)
+
+    def _select(self, grades: pa.Table) -> pa.Table:
+        p = self.params
+        rows = [r for r in grades.select(["id", "text", "grade", "raw"]).to_pylist() if r["grade"] is not None]
+        values = np.array([r["grade"] for r in rows]) if rows else np.array([])
+        pos_cut = np.percentile(values, 100 - p.pos_top_percent) if p.pos_top_percent and len(values) else p.pos_min
+        neg_cut = np.percentile(values, p.neg_bottom_percent) if p.neg_bottom_percent and len(values) else p.neg_max
+        positives = sorted((r for r in rows if r["grade"] >= pos_cut), key=lambda r: -r["grade"])
+        negatives = sorted((r for r in rows if r["grade"] <= neg_cut and r["grade"] < pos_cut), key=lambda r: r["grade"])
+        if p.balance:
+            n = min(len(positives), len(negatives))
+            positives, negatives = positives[:n], negatives[:n]
+        seeds = [dict(r, label=1) for r in positives] + [dict(r, label=0) for r in negatives]
+        return pa.table(
+            {
+                "id": pa.array([r["id"] for r in seeds], pa.string()),
+                "text": pa.array([r["text"] for r in seeds], pa.string()),
+                "label": pa.array([r["label"] for r in seeds], pa.int64()),
+                "score": pa.array([r["grade"] for r in seeds], pa.float64()),
+                # a base model gives no rationale; the column is there for backends that do
+                "rationale": pa.nulls(len(seeds), pa.string()),
+            }
+        )
+
+    def _calibrate(self, grades: pa.Table) -> dict[str, Any] | None:
+        if "human_label" not in grades.column_names:
+            return None
+        pairs = [(g, h) for g, h in zip(grades.column("grade").to_pylist(), grades.column("human_label").to_pylist()) if g is not None and h is not None]
+        if len(pairs) < 3:
+            return None
+        g = np.array([x for x, _ in pairs], dtype=float)
+        h = np.array([float(y) for _, y in pairs])
+        binary = set(np.unique(h)) <= {0.0, 1.0}
+        return {
+            "n": len(pairs),
+            "spearman": spearman(g, h),
+            "roc_auc": roc_auc(h >= 1, g) if binary else roc_auc(h >= (self.params.pos_min or 3), g),
+            # binary labels: agreement of (grade >= pos_min) with the label; graded labels: rounded grades
+            "cohen_kappa": cohen_kappa((g >= (self.params.pos_min or 3)).astype(int), h.astype(int)) if binary else cohen_kappa(np.rint(g), np.rint(h)),
+        }
+
+
+def _count_errors(answers: list[Answer]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for a in answers:
+        if a.error:
+            key = a.error.split(":")[0]
+            counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+@hookimpl
+def register_steps(register):
+    register(SeedSelector)
