@@ -23,18 +23,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import REPO, SHARED_DATA  # noqa: E402
 
 from curator.metrics import roc_auc  # noqa: E402
-from curator_plugins.fasttext_quality import _load_fasttext, _positive_probability, normalise_one  # noqa: E402
+from curator_plugins.fasttext_quality import _positive_probability, normalise_one, train_supervised  # noqa: E402
 
 HUMAN = SHARED_DATA / "quality" / "dclm_human_dev.jsonl"
 
 
 def train(lines: list[str], folder: Path, **params):
-    fasttext = _load_fasttext()
     path = folder / "train.txt"
     path.write_text("\n".join(lines) + "\n")
     settings = {"wordNgrams": 2, "dim": 100, "epoch": 5, "lr": 0.1, "minCount": 1, "bucket": 200_000, "thread": 1, "seed": 1, "verbose": 0}
     settings.update(params)
-    return fasttext.train_supervised(str(path), **settings)
+    return train_supervised(str(path), **settings)[0]
 
 
 def cross_validated(rows: list[dict], folds: int = 5, seed: int = 0, **params) -> tuple[float, list[float]]:

@@ -17,6 +17,7 @@ SUITES = {
     "perplexity": ["bench_perplexity.py"],
     "perplexity-eval": ["eval_perplexity_human.py"],
     "llm": ["bench_llm.py"],
+    "llm-eval": ["eval_seed_selector.py"],
 }
 
 

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from curator import catalog
 from curator import stats as run_stats
 from curator.config import Pipeline, StepSpec, validate_pipeline
-from curator.errors import ConfigError
+from curator.errors import BadInputError, ConfigError
 from curator.executors import Executor, make_executor
 from curator.passes import PassOptions, kept_path, marker_path
 from curator.registry import StepRegistry
@@ -155,10 +155,27 @@ def run_pipeline(
     finally:
         if own_executor:
             engine.close()
-    summary = run_stats.collect(run_dir)
-    write_json_atomic(run_dir / "stats.json", summary)
     catalog.write_database(run_dir)
+    summary = run_stats.collect(run_dir)
+    summary["duplicate_ids"] = _duplicate_ids_across_shards(run_dir)
+    if summary["duplicate_ids"]["count"] and pipeline.options.on_bad_input == "fail":
+        raise BadInputError(f"ids repeated across input files, e.g. {summary['duplicate_ids']['examples']}; see `curator stats --run {run_dir}`")
+    write_json_atomic(run_dir / "stats.json", summary)
     return summary
+
+
+def _duplicate_ids_across_shards(run_dir: Path) -> dict[str, Any]:
+    """Ids are unique within a shard by construction; across shards one pass over the id column tells."""
+    import duckdb
+
+    connection = duckdb.connect(str(run_dir / catalog.CATALOG_FILE), read_only=True)
+    try:
+        rows = connection.execute(
+            "SELECT id, count(*) FROM documents WHERE reject_step IS DISTINCT FROM 'read' GROUP BY id HAVING count(*) > 1 ORDER BY id"
+        ).fetchall()
+    finally:
+        connection.close()
+    return {"count": len(rows), "examples": [r[0] for r in rows[:5]]}
 
 
 def _run_pass(engine: Executor, steps: list[Step], units: list[WorkUnit], pass_dir: Path, options: PassOptions, progress: bool, label: str) -> None:

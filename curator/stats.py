@@ -109,6 +109,9 @@ def format_funnel(stats: dict[str, Any]) -> str:
     for item in stats["unreadable"]:
         rows = f" ({item['rows']} rows)" if item.get("rows") else ""
         lines.append(f"  unreadable, set aside: {item['source']}{rows}: {item['problem']}")
+    duplicates = stats.get("duplicate_ids") or {}
+    if duplicates.get("count"):
+        lines.append(f"  warning: {duplicates['count']:,} ids appear in more than one input file, e.g. {', '.join(duplicates['examples'])}")
     for warning in stats["warnings"][:10]:
         lines.append(f"  warning: {warning}")
     for step, msgs in stats["errors"].items():

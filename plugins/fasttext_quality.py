@@ -158,9 +158,8 @@ class FastTextTrain(FitStep):
         rng.shuffle(train)
         train_file = ctx.artifact_dir / "train.txt"
         train_file.write_text("\n".join(train) + "\n", encoding="utf-8")
-        fasttext = _load_fasttext()
-        model = fasttext.train_supervised(
-            input=str(train_file), wordNgrams=p.word_ngrams, dim=p.dim, epoch=p.epoch, lr=p.lr, minCount=p.min_count,
+        model, attempts = train_supervised(
+            str(train_file), wordNgrams=p.word_ngrams, dim=p.dim, epoch=p.epoch, lr=p.lr, minCount=p.min_count,
             bucket=p.bucket, thread=p.threads, seed=p.seed, verbose=0,
         )
         model_path = ctx.artifact_dir / "model.bin"
@@ -179,8 +178,28 @@ class FastTextTrain(FitStep):
             "train_positive": len(train_pos),
             "train_negative": len(train_neg),
             "holdout": len(hold),
+            "training_attempts": attempts,
             "eval": evaluation,
         }
+
+
+def train_supervised(path: str, **params: Any) -> tuple[Any, int]:
+    """fastText's train_supervised, tried again when it hits "Encountered NaN".
+
+    The numpy-2 binding raises it at random (NOTES; measured here on 250
+    documents: 73 % of runs with dim=16, 60 % with dim=32, none in 15 with
+    dim=100); the same parameters usually succeed on the next try, while a
+    lower learning rate does not help. Returns (model, attempts).
+    """
+    fasttext = _load_fasttext()
+    attempts = 6
+    for attempt in range(1, attempts + 1):
+        try:
+            return fasttext.train_supervised(input=path, **params), attempt
+        except RuntimeError as exc:
+            if "NaN" not in str(exc) or attempt == attempts:
+                raise RuntimeError(f"fastText training failed {attempt} times ({exc}); try a larger dim") from exc
+    raise AssertionError("unreachable")
 
 
 def _chunks(text: str, size: int | None) -> list[str]:

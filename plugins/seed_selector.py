@@ -209,7 +209,7 @@ class SeedSelector(FitStep):
 
     def _active(self, ctx: FitContext, backend: Any, cache: AnswerCache, prefix: str) -> tuple[pa.Table, list[Answer], list[dict[str, Any]]]:
         """Grade a random batch, then rounds of the documents a quick classifier is least sure about."""
-        from curator_plugins.fasttext_quality import _load_fasttext, _positive_probability, normalise_one
+        from curator_plugins.fasttext_quality import _positive_probability, normalise_one, train_supervised
 
         p = self.params
         pool = self.sample(ctx, max(p.sample_size, p.active_batch * (p.active_rounds + 1)) * 4, seed=p.seed + 1)
@@ -217,7 +217,6 @@ class SeedSelector(FitStep):
         chosen = list(range(min(p.active_batch, pool.num_rows)))
         answers = self.grade(backend, cache, prefix, [pool_texts[i] for i in chosen], f"{self.name}: round 0")
         rounds = [{"round": 0, "graded": len(chosen), "strategy": "random"}]
-        fasttext = _load_fasttext()
         for r in range(1, p.active_rounds + 1):
             grades = np.array([a.expected if a.ok else np.nan for a in answers])
             pos = [normalise_one(pool_texts[i]) for i, g in zip(chosen, grades) if g >= (p.pos_min or 3)]
@@ -228,7 +227,7 @@ class SeedSelector(FitStep):
             if len(pos) >= 2 and len(neg) >= 2:
                 train = ctx.artifact_dir / "active_train.txt"
                 train.write_text("\n".join([f"__label__pos {t}" for t in pos] + [f"__label__neg {t}" for t in neg]) + "\n")
-                model = fasttext.train_supervised(str(train), wordNgrams=2, dim=32, epoch=10, bucket=100_000, verbose=0, thread=1, seed=p.seed)
+                model, _ = train_supervised(str(train), wordNgrams=2, dim=100, epoch=10, bucket=200_000, verbose=0, thread=1, seed=p.seed)
                 prob = _positive_probability(model, [normalise_one(pool_texts[i]) for i in remaining], "__label__pos")
                 order = np.argsort(np.abs(prob - 0.5), kind="stable")  # least sure first
                 strategy = "uncertainty"

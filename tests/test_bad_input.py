@@ -124,6 +124,19 @@ def test_duplicate_ids_within_a_shard(tmp_path, registry, dolma_rows):
     assert summary["kept"] == 2 and [r[2] for r in rejected(tmp_path)] == ["duplicate_id: same"]
 
 
+def test_duplicate_ids_across_files_are_reported(tmp_path, registry, dolma_rows):
+    write_jsonl(tmp_path / "in" / "a.jsonl", [{"id": r["id"], "text": r["text"]} for r in dolma_rows[:10]])
+    write_jsonl(tmp_path / "in" / "b.jsonl", [{"id": r["id"], "text": r["text"]} for r in dolma_rows[5:15]])
+    summary = run(tmp_path, registry, [tmp_path / "in"])
+    assert summary["duplicate_ids"]["count"] == 5 and summary["kept"] == 20
+    stats = json.loads(curator_cli("stats", "--run", str(tmp_path / "run"), "--json").stdout)
+    assert stats["duplicate_ids"]["examples"] == sorted(r["id"] for r in dolma_rows[5:10])
+    again = tmp_path / "again"
+    again.mkdir()
+    with pytest.raises(BadInputError, match="ids repeated across input files"):
+        run(again, registry, [tmp_path / "in"], on_bad="fail")
+
+
 def test_empty_jsonl_file(tmp_path, registry, tiny_shard):
     (tmp_path / "empty.jsonl").write_text("\n\n")
     summary = run(tmp_path, registry, [tmp_path / "empty.jsonl", tiny_shard])

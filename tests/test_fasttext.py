@@ -12,6 +12,7 @@ from conftest import SHARED_DATA, curator_cli, pipeline_file, read_jsonl, write_
 from curator.config import load_pipeline
 from curator.errors import ConfigError
 from curator.runner import run_pipeline
+from curator_plugins.fasttext_quality import _pareto_draw, train_supervised
 
 fasttext = pytest.importorskip("fasttext")
 
@@ -118,7 +119,7 @@ def dclm_style_model(tmp_path_factory):
     rows = read_jsonl(HUMAN)
     lines = [f"__label__{'hq' if r['label'] == 1 else 'cc'} {' '.join(r['text'].lower().split())}" for r in rows]
     (tmp / "train.txt").write_text("\n".join(lines) + "\n")
-    model = fasttext.train_supervised(str(tmp / "train.txt"), wordNgrams=2, bucket=100_000, dim=16, epoch=5, verbose=0, seed=1, thread=1)
+    model, _ = train_supervised(str(tmp / "train.txt"), wordNgrams=2, bucket=200_000, dim=100, epoch=5, verbose=0, seed=1, thread=1)
     model.save_model(str(tmp / "dclm.bin"))
     return tmp / "dclm.bin"
 
@@ -150,10 +151,11 @@ def test_pareto_sampling_is_reproducible_across_workers(tmp_path, registry, dclm
     q = "SELECT id, reject_reason FROM documents ORDER BY id"
     assert duckdb.connect(str(tmp_path / "one" / "curator.duckdb")).execute(q).fetchall() == duckdb.connect(str(tmp_path / "two" / "curator.duckdb")).execute(q).fetchall()
     assert 0 < one["kept"] < 697
-    # higher scores are kept more often
+    # every row follows NeMo's rule: keep when pareto(alpha) > 1 - score, the draw seeded by the id
     con = duckdb.connect(str(tmp_path / "one" / "curator.duckdb"), read_only=True)
-    kept_mean, rejected_mean = con.execute("SELECT (SELECT avg(q__score) FROM kept), (SELECT avg(q__score) FROM rejected)").fetchone()
-    assert kept_mean > rejected_mean
+    rows = con.execute("SELECT id, q__score, reject_step IS NULL FROM documents WHERE q__score IS NOT NULL").fetchall()
+    draws = _pareto_draw([r[0] for r in rows], 3, 0)
+    assert [bool(d > 1 - r[1]) for d, r in zip(draws, rows)] == [r[2] for r in rows]
 
 
 def test_awkward_texts_are_scored_or_rejected_never_crash(tmp_path, registry, dclm_style_model):
