@@ -9,7 +9,7 @@ setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml scripts/build_kenlm.sh
 	python3 -m venv $(VENV)
-	$(PIP) install -q --upgrade pip "setuptools>=70" wheel
+	$(PIP) install -q --upgrade pip "setuptools>=77" wheel
 	# llama-cpp-python compiles llama.cpp (3-6 min); the default native build crashes on this CPU (NOTES)
 	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(PIP) install -q -e ".[dev]"
 	PY=$(PY) bash scripts/build_kenlm.sh $(VENV)/bin

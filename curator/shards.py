@@ -60,11 +60,13 @@ def discover_inputs(patterns: list[str]) -> list[str]:
     for pattern in patterns:
         expanded = os.path.expanduser(pattern)
         if os.path.isdir(expanded):
-            expanded = os.path.join(expanded, "**", "*")
-        matches = [m for m in glob.glob(expanded, recursive=True) if os.path.isfile(m)]
+            # a folder means the JSONL/Parquet files under it; a glob means what it matches
+            matches = [m for m in glob.glob(os.path.join(expanded, "**", "*"), recursive=True) if os.path.isfile(m) and detect_format(m)]
+        else:
+            matches = [m for m in glob.glob(expanded, recursive=True) if os.path.isfile(m)]
         if not matches:
             raise ConfigError(f"input {pattern!r} matches no file")
-        files.update(os.path.abspath(m) for m in matches if detect_format(m) is not None or not os.path.isdir(expanded))
+        files.update(os.path.abspath(m) for m in matches)
     return sorted(files)
 
 
@@ -167,7 +169,7 @@ class InputReader:
     def _read_jsonl(self, unit: WorkUnit) -> Iterator[tuple[pa.Table, pa.Table | None]]:
         try:
             data = self._open_bytes(unit.path)
-        except (OSError, EOFError, Exception) as exc:  # truncated gzip, bad zstd frame
+        except Exception as exc:  # truncated gzip, bad zstd frame, unreadable file
             self._file_problem(unit.path, f"cannot decompress: {type(exc).__name__}: {exc}", None)
             return
         if not data.strip():
@@ -412,7 +414,7 @@ class AtomicParquetWriter:
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise BadInputError(f"{self.path.name}: batches with incompatible schemas: {exc}") from None
         if unified.equals(self._schema):
-            return table.select(self._schema.names).cast(self._schema) if set(table.column_names) == set(self._schema.names) else _align(table, self._schema)
+            return _align(table, self._schema)
         # Rare: a later batch brings a new column or a wider type. Rewrite what
         # was written so far under the unified schema and carry on.
         self._writer.close()

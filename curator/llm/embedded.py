@@ -107,4 +107,4 @@ class EmbeddedBackend(LLMBackend):
         return answers
 
     def close(self) -> None:
-        self.llm.close() if hasattr(self.llm, "close") else None
+        self.llm.close()
