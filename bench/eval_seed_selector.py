@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import SHARED_DATA  # noqa: E402
 
 from curator.config import Pipeline, PipelineOptions, StepSpec  # noqa: E402
-from curator.metrics import cohen_kappa, roc_auc, spearman  # noqa: E402
+from curator.metrics import roc_auc  # noqa: E402
 from curator.plugins import get_registry  # noqa: E402
 from curator.runner import run_pipeline  # noqa: E402
 
@@ -62,6 +62,7 @@ def classifier_auc(seeds_run: Path, folder: Path) -> tuple[float | None, float]:
     seeds = con.execute("SELECT text, label FROM seeds").fetchall()
     if len({label for _, label in seeds}) < 2:
         return None, 0.0
+    folder.mkdir(parents=True, exist_ok=True)
     seed_file = folder / "seeds.jsonl"
     seed_file.write_text("".join(json.dumps({"text": t, "label": lab}) + "\n" for t, lab in seeds))
     train = StepSpec(type="fasttext_train", name="train", params={"seeds_sql": f"SELECT text, label FROM read_json_auto('{seed_file}')", "holdout_fraction": 0}, line=1)

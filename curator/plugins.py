@@ -61,7 +61,6 @@ def _env_list(name: str) -> list[str] | None:
 
 def disable_plugins(names: list[str] | tuple[str, ...]) -> None:
     """Block plugins by name before the plugin manager is first built."""
-    global _state
     _disabled.update(names)
     if _state is not None:
         for name in names:

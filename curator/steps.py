@@ -78,7 +78,15 @@ class Step:
         return f"{self.name}__{suffix}"
 
     def setup(self) -> None:
-        """Load models and other per-worker state. Called once per worker before the first batch."""
+        """Load models and other per-worker state. Called once per worker before the first batch.
+
+        Keep that state in attributes whose names start with ``_``: they are
+        left out when the step is pickled to a worker process or Ray actor
+        (models and connections do not pickle), and ``setup()`` makes them there.
+        """
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
 
     def config_fingerprint(self) -> dict[str, Any]:
         """What identifies this step's behaviour, for fit caching."""

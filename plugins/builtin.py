@@ -67,10 +67,6 @@ class SqlFilter(FilterStep):
         reason = self.params.reason or self.name
         return FilterResult(keep, [reason] * len(keep))
 
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state.pop("_connection", None)  # connections do not pickle; setup() reopens
-        return state
 
 
 class RangeFilter(FilterStep):

@@ -76,11 +76,6 @@ class DatatroveFilter(FilterStep):
                 reasons.append(None)
         return FilterResult(keep, reasons)
 
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state.pop("_filter", None)
-        state.pop("_document", None)
-        return state
 
 
 def _make_step(step_name: str, class_path: str, description: str) -> type[DatatroveFilter]:

@@ -294,10 +294,6 @@ class FastTextQuality(FilterStep):
         reasons = ["empty_text" if e else "quality_below_threshold" for e in empty]
         return FilterResult(keep, reasons, columns)
 
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state.pop("_model", None)  # fastText models do not pickle; setup() reloads
-        return state
 
 
 def _pareto_draw(ids: list[str], alpha: float, seed: int) -> np.ndarray:

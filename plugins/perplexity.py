@@ -204,10 +204,6 @@ class Perplexity(FilterStep):
         columns["ppl"] = pa.array(ppl, mask=np.isnan(ppl))
         return FilterResult(keep, reasons, columns)
 
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state.pop("_model", None)  # KenLM models do not pickle; setup() reloads (mmap for .bin)
-        return state
 
 
 class PerplexityBuckets(FilterStep):

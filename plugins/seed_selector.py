@@ -28,7 +28,6 @@ default ~/.cache/curator), so reruns and other runs do not pay twice.
 from __future__ import annotations
 
 import json
-import random
 import time
 from pathlib import Path
 from typing import Any
@@ -257,12 +256,18 @@ class SeedSelector(FitStep):
             columns["human_label"] = sample.column(self.params.label_column)
         return pa.table(columns)
 
+    def _cutoffs(self, values: np.ndarray) -> tuple[float, float]:
+        """The grades at or above which documents are positives, at or below which negatives."""
+        p = self.params
+        pos_cut = float(np.percentile(values, 100 - p.pos_top_percent)) if p.pos_top_percent and len(values) else p.pos_min
+        neg_cut = float(np.percentile(values, p.neg_bottom_percent)) if p.neg_bottom_percent and len(values) else p.neg_max
+        return pos_cut, neg_cut  # type: ignore[return-value]
+
     def _select(self, grades: pa.Table) -> pa.Table:
         p = self.params
         rows = [r for r in grades.select(["id", "text", "grade", "raw"]).to_pylist() if r["grade"] is not None]
         values = np.array([r["grade"] for r in rows]) if rows else np.array([])
-        pos_cut = np.percentile(values, 100 - p.pos_top_percent) if p.pos_top_percent and len(values) else p.pos_min
-        neg_cut = np.percentile(values, p.neg_bottom_percent) if p.neg_bottom_percent and len(values) else p.neg_max
+        pos_cut, neg_cut = self._cutoffs(values)
         positives = sorted((r for r in rows if r["grade"] >= pos_cut), key=lambda r: -r["grade"])
         negatives = sorted((r for r in rows if r["grade"] <= neg_cut and r["grade"] < pos_cut), key=lambda r: r["grade"])
         if p.balance:
@@ -289,12 +294,15 @@ class SeedSelector(FitStep):
         g = np.array([x for x, _ in pairs], dtype=float)
         h = np.array([float(y) for _, y in pairs])
         binary = set(np.unique(h)) <= {0.0, 1.0}
+        pos_cut, _ = self._cutoffs(np.array([v for v in grades.column("grade").to_pylist() if v is not None]))
         return {
             "n": len(pairs),
             "spearman": spearman(g, h),
-            "roc_auc": roc_auc(h >= 1, g) if binary else roc_auc(h >= (self.params.pos_min or 3), g),
-            # binary labels: agreement of (grade >= pos_min) with the label; graded labels: rounded grades
-            "cohen_kappa": cohen_kappa((g >= (self.params.pos_min or 3)).astype(int), h.astype(int)) if binary else cohen_kappa(np.rint(g), np.rint(h)),
+            "roc_auc": roc_auc(h >= 1, g) if binary else roc_auc(h >= pos_cut, g),
+            # binary labels: does "positive seed" (grade >= the cut used) agree with the label;
+            # graded labels (0-5): agreement of the rounded grades
+            "cohen_kappa": cohen_kappa((g >= pos_cut).astype(int), h.astype(int)) if binary else cohen_kappa(np.rint(g), np.rint(h)),
+            "positive_cut": pos_cut,
         }
 
 

@@ -147,7 +147,7 @@ def test_unknown_label_names_the_models_labels(tmp_path, registry, dclm_style_mo
 def test_pareto_sampling_is_reproducible_across_workers(tmp_path, registry, dclm_style_model, sharded_input):
     pipe = load_pipeline(_score_pipeline(tmp_path, dclm_style_model, "    pareto_alpha: 3\n"), registry)
     one = run_pipeline(pipe, tmp_path / "one", inputs=[str(sharded_input)], progress=False)
-    two = run_pipeline(pipe, tmp_path / "two", inputs=[str(sharded_input)], progress=False, workers=2)
+    run_pipeline(pipe, tmp_path / "two", inputs=[str(sharded_input)], progress=False, workers=2)
     q = "SELECT id, reject_reason FROM documents ORDER BY id"
     assert duckdb.connect(str(tmp_path / "one" / "curator.duckdb")).execute(q).fetchall() == duckdb.connect(str(tmp_path / "two" / "curator.duckdb")).execute(q).fetchall()
     assert 0 < one["kept"] < 697

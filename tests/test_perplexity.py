@@ -6,7 +6,6 @@ import json
 import math
 
 import duckdb
-import numpy as np
 import pytest
 from conftest import DOLMA, SHARED_DATA, curator_cli, pipeline_file, write_jsonl
 
