@@ -52,6 +52,9 @@ class Step:
     requires: ClassVar[Mapping[str, str]] = {}
     #: The step's parameters; override with a subclass of :class:`Params`.
     Params: ClassVar[type[Params]] = Params
+    #: True when setup() loads a model worth keeping warm: on Ray such passes
+    #: run on an actor pool (one load per actor) instead of tasks.
+    holds_model: ClassVar[bool] = False
 
     def __init__(self, name: str | None = None, **params: Any) -> None:
         self.name: str = name or type(self).name

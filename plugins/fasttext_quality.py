@@ -241,6 +241,7 @@ class FastTextQuality(FilterStep):
     """Score documents with a fastText classifier; optionally filter by threshold or Pareto sampling."""
 
     name = "fasttext_quality"
+    holds_model = True
     description = "adds <name>__score (P(positive)) and __label; filters with threshold or pareto_alpha"
     requires = REQUIRES
 

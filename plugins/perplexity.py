@@ -183,6 +183,7 @@ class Perplexity(FilterStep):
     """Score documents with SentencePiece + KenLM (CCNet's formula); filter by max or buckets."""
 
     name = "perplexity"
+    holds_model = True
     description = "adds <name>__ppl (CCNet per-line formula); max_ppl or head/middle/tail buckets"
     requires = REQUIRES
 

@@ -71,3 +71,31 @@ def test_third_party_plugin_runs_on_ray(ray_cluster, example_plugin, tmp_path, s
     local = run_pipeline(pipe, tmp_path / "local", inputs=[str(sharded_input)], progress=False)
     on_ray = run_pipeline(pipe, tmp_path / "ray", inputs=[str(sharded_input)], progress=False, workers=2, executor="ray")
     assert local["kept"] == on_ray["kept"] and local["rejected"] == on_ray["rejected"] > 0
+
+
+def test_model_steps_run_on_an_actor_pool_with_the_same_rows(ray_cluster, tmp_path, sharded_input, registry):
+    """fasttext_quality holds a model: on Ray it runs on actors (one load per actor), same rows as local."""
+    from conftest import SHARED_DATA
+
+    from curator.executors.ray import RayExecutor
+    from curator_plugins.fasttext_quality import FastTextQuality
+
+    assert FastTextQuality.holds_model
+    text = f"""
+steps:
+  - step: fasttext_train
+    name: train
+    positive_files: ["{SHARED_DATA}/reference/python311_docs.jsonl.gz"]
+    negative_files: ["{SHARED_DATA}/web/dolma_cc_sample.jsonl.gz"]
+  - step: fasttext_quality
+    name: q
+    model: ${{train.model_path}}
+    threshold: 0.5
+"""
+    pipe = load_pipeline(pipeline_file(tmp_path, text), registry)
+    local = run_pipeline(pipe, tmp_path / "local", inputs=[str(sharded_input)], progress=False)
+    engine = RayExecutor(workers=2)
+    on_ray = run_pipeline(pipe, tmp_path / "ray", inputs=[str(sharded_input)], progress=False, executor=engine)
+    q = "SELECT id, reject_reason, round(q__score, 6) FROM documents ORDER BY id"
+    assert duckdb.connect(str(tmp_path / "local" / "curator.duckdb")).execute(q).fetchall() == duckdb.connect(str(tmp_path / "ray" / "curator.duckdb")).execute(q).fetchall()
+    assert local["kept"] == on_ray["kept"] and 0 < local["kept"] < 697
