@@ -25,7 +25,7 @@ from common import DOLMA, RUNS, SHARED_DATA, machine, replicated_web_shards, tim
 from curator.config import Pipeline, PipelineOptions, StepSpec  # noqa: E402
 from curator.plugins import get_registry  # noqa: E402
 from curator.runner import run_pipeline  # noqa: E402
-from curator_plugins.fasttext_quality import normalise_one, prepare_lines  # noqa: E402
+from curator_plugins.fasttext_quality import normalise_one, prepare_lines, train_supervised  # noqa: E402
 
 
 DATATROVE_SCHEMA = pa.schema(
@@ -42,7 +42,6 @@ def train_model(folder: Path) -> Path:
     import gzip
     import json
 
-    import fasttext
 
     lines = []
     for path, label in ((SHARED_DATA / "reference" / "python311_docs.jsonl.gz", "pos"), (DOLMA, "neg")):
@@ -50,7 +49,7 @@ def train_model(folder: Path) -> Path:
             lines += [f"__label__{label} {normalise_one(json.loads(line)['text'])}" for line in fh]
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "train.txt").write_text("\n".join(lines) + "\n")
-    model = fasttext.train_supervised(str(folder / "train.txt"), wordNgrams=2, dim=100, bucket=200_000, epoch=5, verbose=0, thread=1, seed=1)
+    model, _ = train_supervised(str(folder / "train.txt"), wordNgrams=2, dim=100, bucket=200_000, epoch=5, verbose=0, thread=1, seed=1)
     model.save_model(str(folder / "model.bin"))
     return folder / "model.bin"
 

@@ -58,14 +58,11 @@ def human_few_shot(folder: Path) -> tuple[Path, set[str]]:
 
 def classifier_auc(seeds_run: Path, folder: Path) -> tuple[float | None, float]:
     """Train fastText on a run's seeds and score the human-judged documents."""
-    con = duckdb.connect(str(seeds_run / "curator.duckdb"), read_only=True)
-    seeds = con.execute("SELECT text, label FROM seeds").fetchall()
-    if len({label for _, label in seeds}) < 2:
+    seeds_table = seeds_run / "artifacts" / "seeds" / "seeds.parquet"
+    labels = duckdb.sql(f"SELECT count(DISTINCT label) FROM read_parquet('{seeds_table}')").fetchall()[0][0]
+    if labels < 2:
         return None, 0.0
-    folder.mkdir(parents=True, exist_ok=True)
-    seed_file = folder / "seeds.jsonl"
-    seed_file.write_text("".join(json.dumps({"text": t, "label": lab}) + "\n" for t, lab in seeds))
-    train = StepSpec(type="fasttext_train", name="train", params={"seeds_sql": f"SELECT text, label FROM read_json_auto('{seed_file}')", "holdout_fraction": 0}, line=1)
+    train = StepSpec(type="fasttext_train", name="train", params={"seeds_sql": f"SELECT text, label FROM read_parquet('{seeds_table}')", "holdout_fraction": 0}, line=1)
     score = StepSpec(type="fasttext_quality", name="q", params={"model": "${train.model_path}"}, line=2)
     started = time.perf_counter()
     run([train, score], [str(HUMAN)], folder / "clf")

@@ -225,16 +225,21 @@ def _read_texts(patterns: list[str], text_column: str) -> list[str]:
     return texts
 
 
-def _positive_probability(model: Any, lines: list[str], positive_label: str) -> np.ndarray:
+def predict_scores(model: Any, lines: list[str], positive_label: str) -> tuple[np.ndarray, list[str | None]]:
+    """Probability of ``positive_label`` and the top label per line, one predict() call for all."""
     labels, probs = model.predict(lines, k=-1)
-    out = np.empty(len(lines), dtype=np.float64)
+    scores = np.zeros(len(lines), dtype=np.float64)
+    top: list[str | None] = []
     for i, (row_labels, row_probs) in enumerate(zip(labels, probs)):
         # fastText lists labels by probability; find ours in the row
-        try:
-            out[i] = row_probs[row_labels.index(positive_label)]
-        except ValueError:
-            out[i] = 0.0
-    return out
+        top.append(row_labels[0] if row_labels else None)
+        if positive_label in row_labels:
+            scores[i] = row_probs[row_labels.index(positive_label)]
+    return scores, top
+
+
+def _positive_probability(model: Any, lines: list[str], positive_label: str) -> np.ndarray:
+    return predict_scores(model, lines, positive_label)[0]
 
 
 class FastTextQuality(FilterStep):
@@ -275,13 +280,7 @@ class FastTextQuality(FilterStep):
         if not hasattr(self, "_model"):
             self.setup()
         lines, empty = prepare_lines(batch.column("text"), self.params.max_chars, lowercase=self.params.normalize)
-        labels, probs = self._model.predict(lines, k=-1)
-        score = np.empty(len(lines), dtype=np.float64)
-        top = []
-        label = self._label
-        for i, (row_labels, row_probs) in enumerate(zip(labels, probs)):
-            top.append(row_labels[0] if row_labels else None)
-            score[i] = row_probs[row_labels.index(label)] if label in row_labels else 0.0
+        score, top = predict_scores(self._model, lines, self._label)
         score_col = pa.array(score, mask=empty)
         label_col = pa.array([None if e else t for e, t in zip(empty, top)], pa.string())
         columns = {"score": score_col, "label": label_col}

@@ -220,7 +220,8 @@ class SeedSelector(FitStep):
             grades = np.array([a.expected if a.ok else np.nan for a in answers])
             pos = [normalise_one(pool_texts[i]) for i, g in zip(chosen, grades) if g >= (p.pos_min or 3)]
             neg = [normalise_one(pool_texts[i]) for i, g in zip(chosen, grades) if g <= (p.neg_max or 1)]
-            remaining = [i for i in range(pool.num_rows) if i not in set(chosen) and pool_texts[i] and pool_texts[i].strip()]
+            graded = set(chosen)
+            remaining = [i for i in range(pool.num_rows) if i not in graded and pool_texts[i] and pool_texts[i].strip()]
             if not remaining:
                 break
             if len(pos) >= 2 and len(neg) >= 2:
