@@ -16,13 +16,34 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from curator.errors import ConfigError
 from curator.llm import Answer, BackendConfig, LLMBackend, finish
+
+
+def answer_from_logits(
+    logits: np.ndarray, choice_ids: Sequence[int], choices: Sequence[str], min_mass: float, token_text: Callable[[int], str]
+) -> Answer:
+    """The answer distribution from the next-token logits; a NaN or +inf logit is a recorded failure, never a NaN grade.
+
+    -inf is an ordinary logit (a token the model rules out, probability 0).
+    """
+    logits = np.asarray(logits, dtype=np.float64)
+    bad_nan, bad_inf = int(np.isnan(logits).sum()), int(np.isposinf(logits).sum())
+    if bad_nan or bad_inf or logits.size == 0 or not np.isfinite(logits).any():
+        what = f"{bad_nan} NaN and {bad_inf} +inf of {logits.size} logits" if (bad_nan or bad_inf) else "no finite logit"
+        return Answer(None, None, "", error=f"unparsed: the model's next-token logits are broken ({what})")
+    shifted = logits - logits.max()
+    with np.errstate(under="ignore"):
+        probs = np.exp(shifted)
+    probs /= probs.sum()
+    top = np.argsort(-probs, kind="stable")[:6]
+    raw = json.dumps({token_text(int(t)): round(float(probs[t]), 4) for t in top}, ensure_ascii=False)
+    return finish({c: float(probs[i]) for c, i in zip(choices, choice_ids)}, choices, min_mass, raw)
 
 
 def default_model_path() -> str:
@@ -95,16 +116,19 @@ class EmbeddedBackend(LLMBackend):
             if len(tokens) > budget:
                 answers.append(Answer(None, None, "", error=f"too long: {len(tokens)} tokens, {budget} fit after the prompt; lower max_doc_chars"))
                 continue
-            logits = self._evaluate(prefix_tokens, tokens)
-            logits -= logits.max()
-            probs = np.exp(logits)
-            probs /= probs.sum()
-            top = np.argsort(-probs)[:6]
-            raw = json.dumps({self.llm.detokenize([int(t)]).decode("utf-8", "replace"): round(float(probs[t]), 4) for t in top}, ensure_ascii=False)
-            answer = finish({c: float(probs[i]) for c, i in zip(choices, choice_ids)}, choices, self.config.min_mass, raw)
+            try:
+                logits = self._evaluate(prefix_tokens, tokens)
+            except Exception as exc:  # noqa: BLE001 - llama.cpp decode errors (e.g. KV cache full): recorded, asked again next time
+                self._prefix = None  # the KV cache is in an unknown state: evaluate the prefix afresh
+                answers.append(Answer(None, None, "", error=f"model failed: {type(exc).__name__}: {exc}"[:300]))
+                continue
+            answer = answer_from_logits(logits, choice_ids, choices, self.config.min_mass, self._token_text)
             answer.seconds = time.perf_counter() - started
             answers.append(answer)
         return answers
+
+    def _token_text(self, token: int) -> str:
+        return self.llm.detokenize([token]).decode("utf-8", "replace")
 
     def close(self) -> None:
         self.llm.close()
