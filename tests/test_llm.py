@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from curator.llm import AnswerCache, BackendConfig, grade_cached, make_backend
+from curator.llm import AnswerCache, BackendConfig, grade_cached, make_backend, validate
 
 pytest.importorskip("llama_cpp")
 CHOICES = ["0", "1", "2", "3", "4", "5"]
@@ -43,6 +43,7 @@ def test_embedded_gives_a_distribution_over_the_grades(embedded):
         assert abs(sum(answer.distribution.values()) - 1) < 1e-9
         assert answer.mass > 0.5  # the digits carry most of the next-token mass
         assert 0 <= answer.expected <= 5
+        assert validate(answer) is answer and answer.ok  # finite probabilities that sum to 1, as the cache checks
         assert json.loads(answer.raw)  # the top tokens, recorded
     assert answers[0].expected > answers[1].expected  # water cycle above casino spam
 
@@ -125,6 +126,16 @@ def test_openai_backend_against_a_real_llama_cpp_server(llama_server, embedded):
         assert r.ok, r.error
         # the same model behind HTTP gives (nearly) the same grade
         assert r.expected == pytest.approx(e.expected, abs=0.35)
+
+
+def test_a_real_server_refusing_a_prompt_is_a_recorded_failure_and_the_rest_is_graded(llama_server, tmp_path):
+    backend = make_backend(BackendConfig(type="openai", base_url=llama_server, model="gemma", max_retries=0))
+    cache = AnswerCache(tmp_path / "c.sqlite")
+    too_long = "Extract: " + "word " * 3000 + "\nScore: "  # more tokens than the server's 2048 context
+    refused, graded = grade_cached(backend, cache, PREFIX, [too_long, DOCS[0]], CHOICES)
+    assert refused.distribution is None and refused.expected is None
+    assert refused.error.startswith("request failed: HTTP"), refused.error
+    assert graded.ok, graded.error
 
 
 class _Faulty(http.server.BaseHTTPRequestHandler):
