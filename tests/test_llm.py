@@ -82,6 +82,17 @@ def test_a_document_longer_than_the_context_is_recorded_not_guessed():
     assert not answer.ok and answer.error.startswith("too long")
 
 
+def test_a_failed_decode_is_recorded_and_the_next_document_is_graded_afresh(embedded, monkeypatch):
+    real = embedded._evaluate
+    monkeypatch.setattr(embedded, "_evaluate", lambda *a: (_ for _ in ()).throw(RuntimeError("llama_decode returned -3")))
+    [failed] = embedded.grade(PREFIX, DOCS[:1], CHOICES)
+    assert not failed.ok and failed.error == "model failed: RuntimeError: llama_decode returned -3"
+    monkeypatch.setattr(embedded, "_evaluate", real)
+    assert embedded._prefix is None  # the KV cache is not trusted after a failure
+    [graded] = embedded.grade(PREFIX, DOCS[:1], CHOICES)
+    assert graded.ok and graded.expected == pytest.approx(embedded.grade(PREFIX, DOCS[:1], CHOICES)[0].expected)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -88,6 +88,7 @@ FAILURES = {
     "hang_up": ("request failed", "RemoteDisconnected"),
     "slow": ("request failed", "timed out"),
     "drip": ("request failed", "longer than 0.5 s"),
+    "huge_body": ("request failed", "larger than 8 MiB"),
     "choices_missing": ("bad response", "choices missing"),
     "error_in_200": ("bad response", "model is loading"),
     "choices_empty": ("bad response", "choices is empty"),
@@ -145,6 +146,11 @@ class _Faulty(http.server.BaseHTTPRequestHandler):
             self._send(200, "application/json", json.dumps(GOOD).encode()[:40], length=400)
             self.wfile.flush()
             self.close_connection = True
+        elif case == "huge_body":  # 9 MiB of whitespace: valid JSON would follow, but nobody should wait for it
+            try:
+                self._send(200, "application/json", b" " * (9 * 2**20) + json.dumps(GOOD).encode())
+            except OSError:
+                pass
         elif case == "hang_up":  # reads the request, closes without a word
             self.close_connection = True
         elif case == "slow":
