@@ -82,6 +82,11 @@ def test_a_document_longer_than_the_context_is_recorded_not_guessed():
     assert not answer.ok and answer.error.startswith("too long")
 
 
+def test_a_document_with_a_lone_surrogate_is_graded(embedded):
+    [answer] = embedded.grade(PREFIX, [DOCS[0].replace("water cycle", "water \ud800 cycle")], CHOICES)
+    assert answer.ok and answer.error is None
+
+
 def test_a_failed_decode_is_recorded_and_the_next_document_is_graded_afresh(embedded, monkeypatch):
     real = embedded._evaluate
     monkeypatch.setattr(embedded, "_evaluate", lambda *a: (_ for _ in ()).throw(RuntimeError("llama_decode returned -3")))

@@ -80,7 +80,8 @@ class EmbeddedBackend(LLMBackend):
         return f"{Path(self.path).name}:{os.path.getsize(self.path)}"
 
     def _tokens(self, text: str, bos: bool) -> list[int]:
-        return self.llm.tokenize(text.encode("utf-8"), add_bos=bos, special=False)
+        # a lone surrogate (valid in a Python str, not in UTF-8) becomes "?" instead of failing the whole call
+        return self.llm.tokenize(text.encode("utf-8", errors="replace"), add_bos=bos, special=False)
 
     def _choice_ids(self, choices: Sequence[str]) -> list[int]:
         ids = []
