@@ -7,10 +7,12 @@ marker exists; outputs are renamed into place before the marker is written.
 
 from __future__ import annotations
 
+import json
+import os
 import time
 import traceback
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curator.config import InputSpec
-from curator.errors import StepError
+from curator.errors import ConfigError, StepError
 from curator.shards import AtomicParquetWriter, InputReader, WorkUnit, write_json_atomic
 from curator.steps import FilterResult, FilterStep, Step
 
@@ -45,6 +47,27 @@ def marker_path(pass_dir: Path, unit: WorkUnit) -> Path:
     return pass_dir / "_done" / f"{unit.shard}.json"
 
 
+def input_fingerprint(path: str) -> dict[str, int] | None:
+    """What a completion marker covers: the size and modification time of the shard's input."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def shard_done(pass_dir: Path, unit: WorkUnit) -> bool:
+    """True when the shard's marker exists and its input has not changed since (else: redo it)."""
+    marker = marker_path(pass_dir, unit)
+    try:
+        recorded = json.loads(marker.read_text()).get("fingerprint", "absent")
+    except (OSError, ValueError):
+        return False
+    if recorded == "absent":  # a marker from a curator that did not fingerprint
+        return True
+    return bool(recorded == input_fingerprint(unit.path))
+
+
 def setup_steps(steps: Sequence[Step]) -> None:
     for step in steps:
         step.check_dependencies()
@@ -61,6 +84,7 @@ def process_unit(unit: WorkUnit, steps: Sequence[Step], pass_dir: Path, options:
     errors: dict[str, list[str]] = defaultdict(list)
     seconds: Counter[str] = Counter()
     n_input = 0
+    fingerprint = input_fingerprint(unit.path)
     try:
         for good, bad in reader.read(unit):
             n_input += good.num_rows
@@ -90,6 +114,7 @@ def process_unit(unit: WorkUnit, steps: Sequence[Step], pass_dir: Path, options:
         "warnings": reader.warnings,
         "step_seconds": dict(seconds),
         "seconds": time.perf_counter() - started,
+        "fingerprint": fingerprint,
     }
     write_json_atomic(marker_path(pass_dir, unit), stats)
     return stats
@@ -116,7 +141,22 @@ def run_steps(
         if current.num_rows == 0:
             break
         t0 = time.perf_counter()
-        results, ok_rows, failures = _call_isolating_failures(step, current, fail_fast)
+        try:
+            results, ok_rows, failures = _call_isolating_failures(step, current, fail_fast)
+            result = _concat_results(step, results) if results else None
+        except StepError as exc:
+            # The step broke its contract (wrong type, length or mask). That is
+            # the plugin's bug, not the rows': with --fail-fast the run stops,
+            # otherwise every row of the batch is set aside with the reason.
+            if fail_fast:
+                raise
+            message = str(exc)[:500]
+            out_rejected.append(_with_reject(current, step.name, [f"error: StepError: {message}"] * current.num_rows, source))
+            rejected[step.name]["error"] += current.num_rows
+            errors[step.name].append(f"StepError: {message}")
+            current = current.slice(0, 0)
+            seconds[step.name] += time.perf_counter() - t0
+            break
         if failures:
             failed_idx = [i for i, _ in failures]
             failed = current.take(pa.array(failed_idx, pa.int64()))
@@ -125,8 +165,8 @@ def run_steps(
             rejected[step.name]["error"] += len(failures)
             errors[step.name].extend(messages)
             current = current.take(pa.array(ok_rows, pa.int64())) if ok_rows is not None else current
-        if current.num_rows:
-            current, dropped = _apply(step, current, results, source)
+        if current.num_rows and result is not None:
+            current, dropped = _apply(step, current, result, source)
             if dropped is not None and dropped.num_rows:
                 out_rejected.append(dropped)
                 for reason in dropped.column("reject_reason").to_pylist():
@@ -152,6 +192,7 @@ def _call_isolating_failures(step: Step, table: pa.Table, fail_fast: bool) -> tu
     except Exception as exc:
         if fail_fast:
             raise StepError(f"step {step.name!r} raised {type(exc).__name__}: {exc}\n{traceback.format_exc()}") from exc
+        _raise_if_not_about_rows(step, table, exc)
     results: list[Any] = []
     ok_rows: list[int] = []
     failures: list[tuple[int, str]] = []
@@ -175,52 +216,137 @@ def _call_isolating_failures(step: Step, table: pa.Table, fail_fast: bool) -> tu
     return results, ok_rows, failures
 
 
+def _raise_if_not_about_rows(step: Step, table: pa.Table, exc: Exception) -> None:
+    """A step that raises the same error on an empty batch fails whatever the rows hold.
+
+    Broken SQL in ``sql_filter``, a column that does not exist, a missing file:
+    quarantining every row one by one would only hide the mistake, so the run
+    stops with the step's name and the error instead.
+    """
+    try:
+        _call(step, table.slice(0, 0))
+    except Exception as again:  # noqa: BLE001 (any error: compared with the first)
+        if type(again) is type(exc) and str(again) == str(exc):
+            raise ConfigError(
+                f"step {step.name!r} ({type(step).name}) fails on any batch, even an empty one, so no row is at fault: "
+                f"{type(exc).__name__}: {str(exc)[:1000]}\n(the batch has columns: {', '.join(table.column_names)})"
+            ) from None
+
+
 def _to_array(values: Any, length: int, what: str) -> pa.Array:
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     if not isinstance(values, pa.Array):
-        values = pa.array(values)
+        if isinstance(values, (str, bytes)) or not hasattr(values, "__len__"):
+            raise StepError(f"{what} is a single {type(values).__name__}, expected one value per row")
+        try:
+            values = pa.array(values)
+        except (pa.ArrowException, TypeError, ValueError, OverflowError) as exc:
+            raise StepError(f"{what}: values of mixed or unsupported types ({type(exc).__name__}: {exc})"[:500]) from None
     if len(values) != length:
         raise StepError(f"{what} has {len(values)} values for {length} rows")
     return values
 
 
+def _keep_mask(step: Step, keep: Any, length: int) -> np.ndarray:
+    """The keep mask as numpy booleans; anything else (strings such as "no", None, floats) is refused.
+
+    numpy would turn every non-empty string into True, i.e. keep every row silently.
+    """
+    what = f"filter {step.name!r}: keep mask"
+    if isinstance(keep, (pa.Array, pa.ChunkedArray)):
+        if not pa.types.is_boolean(keep.type):
+            raise StepError(f"{what} has type {keep.type}, expected booleans")
+        if keep.null_count:
+            raise StepError(f"{what} has {keep.null_count} nulls; give True or False for every row")
+        mask = np.asarray(keep.to_numpy(zero_copy_only=False), dtype=bool)
+    else:
+        try:
+            mask = np.asarray(keep)
+        except (ValueError, TypeError) as exc:
+            raise StepError(f"{what} is not a flat list of booleans: {exc}") from None
+        if mask.size == 0 and length == 0:
+            return np.zeros(0, dtype=bool)
+        if mask.dtype == object:
+            odd = next((v for v in mask.ravel() if not isinstance(v, (bool, np.bool_))), None)
+            if odd is not None:
+                raise StepError(f"{what} holds {type(odd).__name__} values such as {odd!r}, expected True/False")
+            mask = mask.astype(bool)
+        elif mask.dtype.kind in "iu" and mask.size and np.isin(mask, (0, 1)).all():
+            mask = mask.astype(bool)
+        elif mask.dtype.kind != "b":
+            sample = mask.ravel()[0] if mask.size else None
+            raise StepError(f"{what} holds {mask.dtype} values such as {sample!r}, expected True/False")
+    if mask.shape != (length,):
+        raise StepError(f"{what} has {mask.size} values for {length} rows")
+    return mask
+
+
+def _reasons(step: Step, reasons: Any, length: int, keep: np.ndarray) -> list[str | None]:
+    """One reason per row; those of rejected rows must be strings (or None: the step's name)."""
+    if reasons is None:
+        return [None] * length
+    if isinstance(reasons, (pa.Array, pa.ChunkedArray)):
+        reasons = reasons.to_pylist()
+    if isinstance(reasons, (str, bytes)) or not hasattr(reasons, "__len__"):
+        raise StepError(f"filter {step.name!r}: reasons is a single {type(reasons).__name__}, expected one per row")
+    out = list(reasons)
+    if len(out) != length:
+        raise StepError(f"filter {step.name!r}: {len(out)} reasons for {length} rows")
+    odd = next((r for r, k in zip(out, keep) if not k and r is not None and not isinstance(r, str)), None)
+    if odd is not None:
+        raise StepError(f"filter {step.name!r}: a reason is {type(odd).__name__} ({odd!r}), expected a string or None")
+    return out
+
+
 def _check(step: Step, result: Any, length: int) -> Any:
-    """Validate a step's answer against the contract (a broken contract is a bug: fail loudly)."""
+    """Validate a step's answer against the contract; a broken contract is a StepError naming the step."""
     if isinstance(step, FilterStep):
         if not isinstance(result, FilterResult):
             if isinstance(result, tuple) and 1 <= len(result) <= 3:
                 result = FilterResult(*result)
             else:
                 raise StepError(f"filter {step.name!r} returned {type(result).__name__}, expected FilterResult")
-        keep = np.asarray(result.keep.to_numpy(zero_copy_only=False) if isinstance(result.keep, (pa.Array, pa.ChunkedArray)) else result.keep, dtype=bool)
-        if keep.shape != (length,):
-            raise StepError(f"filter {step.name!r}: keep mask has {keep.size} values for {length} rows")
-        reasons = list(result.reasons) if result.reasons is not None else [None] * length
-        if len(reasons) != length:
-            raise StepError(f"filter {step.name!r}: {len(reasons)} reasons for {length} rows")
-        columns = {k: _to_array(v, length, f"filter {step.name!r} column {k!r}") for k, v in dict(result.columns).items()}
+        keep = _keep_mask(step, result.keep, length)
+        reasons = _reasons(step, result.reasons, length, keep)
+        if not isinstance(result.columns, Mapping):
+            raise StepError(f"filter {step.name!r}: columns is {type(result.columns).__name__}, expected a dict")
+        columns = {_suffix(step, k): _to_array(v, length, f"filter {step.name!r} column {k!r}") for k, v in dict(result.columns).items()}
         return FilterResult(keep, reasons, columns)
-    if not isinstance(result, dict):
+    if not isinstance(result, Mapping):
         raise StepError(f"map step {step.name!r} returned {type(result).__name__}, expected a dict of columns")
-    return {k: _to_array(v, length, f"map step {step.name!r} column {k!r}") for k, v in result.items()}
+    return {_suffix(step, k): _to_array(v, length, f"map step {step.name!r} column {k!r}") for k, v in result.items()}
+
+
+def _suffix(step: Step, key: Any) -> str:
+    if not isinstance(key, str) or not key:
+        raise StepError(f"step {step.name!r} returned a column named {key!r}, expected a non-empty string")
+    return key
 
 
 def _concat_results(step: Step, results: list[Any]) -> Any:
     if len(results) == 1:
         return results[0]
-    if isinstance(step, FilterStep):
-        keep = np.concatenate([r.keep for r in results]) if results else np.zeros(0, bool)
-        reasons = [x for r in results for x in r.reasons]
-        keys = results[0].columns.keys() if results else []
-        columns = {k: pa.concat_arrays([r.columns[k] for r in results]) for k in keys}
-        return FilterResult(keep, reasons, columns)
-    keys = results[0].keys() if results else []
-    return {k: pa.concat_arrays([r[k] for r in results]) for k in keys}
+    try:
+        if isinstance(step, FilterStep):
+            keep = np.concatenate([r.keep for r in results]) if results else np.zeros(0, bool)
+            reasons = [x for r in results for x in r.reasons]
+            keys = results[0].columns.keys() if results else []
+            columns = {k: _concat_column(k, [r.columns.get(k) for r in results]) for k in keys}
+            return FilterResult(keep, reasons, columns)
+        keys = results[0].keys() if results else []
+        return {k: _concat_column(k, [r.get(k) for r in results]) for k in keys}
+    except (pa.ArrowException, TypeError, KeyError) as exc:
+        raise StepError(f"step {step.name!r} returned different columns or types for parts of one batch: {exc}"[:500]) from None
 
 
-def _apply(step: Step, table: pa.Table, results: list[Any], source: str) -> tuple[pa.Table, pa.Table | None]:
-    result = _concat_results(step, results)
+def _concat_column(name: str, parts: list[pa.Array | None]) -> pa.Array:
+    if any(p is None for p in parts):
+        raise KeyError(f"column {name!r} missing from some parts")
+    return pa.concat_arrays(parts)  # type: ignore[arg-type]
+
+
+def _apply(step: Step, table: pa.Table, result: Any, source: str) -> tuple[pa.Table, pa.Table | None]:
     columns = result.columns if isinstance(step, FilterStep) else result
     for suffix, values in columns.items():
         name = step.column(suffix)

@@ -10,10 +10,11 @@ silently; a file that cannot be opened at all is reported by name.
 from __future__ import annotations
 
 import glob
-import gzip
 import io
 import json
 import os
+import re
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,7 @@ import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from curator.config import InputSpec
-from curator.errors import BadInputError, ConfigError
+from curator.errors import BadInputError, ConfigError, CuratorError
 
 JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
 COMPRESSION_SUFFIXES = {".gz": "gzip", ".zst": "zstd", ".zstd": "zstd"}
@@ -55,19 +56,88 @@ class WorkUnit:
 
 
 def discover_inputs(patterns: list[str]) -> list[str]:
-    """Expand globs (and directories) into a sorted list of absolute file paths."""
+    """Expand globs (and directories) into a sorted list of real file paths.
+
+    Paths are resolved through symlinks and deduplicated, so a file reachable
+    by two links (or through a symlink loop) is read once; folders are walked
+    without entering a directory twice.
+    """
     files: set[str] = set()
     for pattern in patterns:
         expanded = os.path.expanduser(pattern)
         if os.path.isdir(expanded):
             # a folder means the JSONL/Parquet files under it; a glob means what it matches
-            matches = [m for m in glob.glob(os.path.join(expanded, "**", "*"), recursive=True) if os.path.isfile(m) and detect_format(m)]
+            matches = [m for m in _walk_files(expanded) if detect_format(m)]
+        elif "**" in expanded:
+            matches = _recursive_glob(expanded)
         else:
-            matches = [m for m in glob.glob(expanded, recursive=True) if os.path.isfile(m)]
+            matches = [m for m in glob.glob(expanded) if os.path.isfile(m)]
         if not matches:
             raise ConfigError(f"input {pattern!r} matches no file")
-        files.update(os.path.abspath(m) for m in matches)
+        files.update(os.path.realpath(m) for m in matches)
     return sorted(files)
+
+
+def _walk_files(folder: str) -> Iterator[str]:
+    """Files under ``folder``, following symlinks but entering each real directory once."""
+    seen: set[str] = set()
+    for root, dirs, names in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        # like glob: hidden files and folders are not inputs
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(n for n in names if not n.startswith(".")):
+            path = os.path.join(root, name)
+            if os.path.isfile(path):  # False for a dangling or looping link
+                yield path
+
+
+def _recursive_glob(pattern: str) -> list[str]:
+    """``glob(pattern, recursive=True)`` without following a symlink loop forever."""
+    parts = pattern.split(os.sep)
+    fixed = next(i for i, p in enumerate(parts) if glob.has_magic(p))
+    base = os.sep.join(parts[:fixed]) or (os.sep if pattern.startswith(os.sep) else ".")
+    regex = re.compile(_glob_regex(parts[fixed:]))
+    out = []
+    for path in _walk_files(base):
+        if regex.fullmatch(os.path.relpath(path, base).replace(os.sep, "/")):
+            out.append(path)
+    return out
+
+
+def _glob_regex(parts: list[str]) -> str:
+    pieces = []
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if part == "**":
+            pieces.append(".*" if last else "(?:[^/]+/)*")
+            continue
+        body = _component_regex(part)  # like fnmatch, but '*' stays within one path component
+        pieces.append(body + ("" if last else "/"))
+    return "".join(pieces)
+
+
+def _component_regex(part: str) -> str:
+    out = []
+    i = 0
+    while i < len(part):
+        c = part[i]
+        if c == "*":
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "[" and part.find("]", i + 2) > 0:
+            j = part.find("]", i + 2)
+            inner = part[i + 1 : j]
+            out.append("[" + ("^" + inner[1:] if inner.startswith("!") else inner.replace("\\", "\\\\")) + "]")
+            i = j
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return "".join(out)
 
 
 def make_units(files: list[str]) -> list[WorkUnit]:
@@ -99,11 +169,26 @@ def _compression(path: str) -> str | None:
 
 # --------------------------------------------------------------------------- reading
 
+#: Input columns named like curator's own are renamed on read to ``input__<name>``
+#: (``source`` is common: dolma has it), so they never collide with the columns
+#: curator adds; so are ``id``/``text`` when ``id_column``/``text_column`` name others.
+RESERVED_COLUMNS = ("source", "reject_step", "reject_reason")
+RENAME_PREFIX = "input__"
+#: JSON nested deeper than this is set aside before any parser sees it (deep
+#: nesting crashes native parsers; no corpus has a reason for it).
+MAX_NESTING = 64
+#: internal column carrying JSONL line numbers through a batch
+_LINE = "__curator_line__"
+_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_BRACKETS_AND_NEWLINES = bytes(b for b in range(256) if b not in b"[]{}\n")
+
 
 class InputReader:
     """Reads one work unit into contract batches; see the module docstring."""
 
     def __init__(self, spec: InputSpec, batch_size: int, on_bad_input: str) -> None:
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigError(f"batch_size must be a positive number of rows, got {batch_size!r}")
         self.spec = spec
         self.batch_size = batch_size
         self.on_bad_input = on_bad_input
@@ -119,8 +204,28 @@ class InputReader:
         self._seen_ids: set[str] = set()
         self._row = 0
         reader = self._read_parquet if fmt == "parquet" else self._read_jsonl
-        for table, bad in reader(unit):
-            yield self._normalise(table, bad, unit)
+        try:
+            for table, bad in reader(unit):
+                yield self._normalise(table, bad, unit, check_utf8=fmt == "parquet")
+        except CuratorError:
+            raise
+        except Exception as exc:
+            # A reader bug or a case nobody foresaw: name the file and what was read, never a traceback.
+            self._file_problem(unit.path, f"unreadable after {self._row} rows: {type(exc).__name__}: {exc}"[:500], None)
+
+    def read_prefix(self, unit: WorkUnit, max_bytes: int = 1 << 20) -> pa.Table:
+        """The first contract rows of a file, cheaply (for validation: the columns steps will see)."""
+        fmt = self.spec.format if self.spec.format != "auto" else detect_format(unit.path)
+        self._seen_ids, self._row = set(), 0
+        if fmt == "parquet":
+            schema = pq.read_schema(unit.path)
+            table, _ = self._normalise(schema.empty_table(), None, unit)
+            return table
+        data, _problem = self._decompress(unit.path, limit=max_bytes)
+        data = data[: data.rfind(b"\n") + 1] if len(data) >= max_bytes else data
+        for table, bad in self._read_jsonl_lines(unit, data, set()):
+            return self._normalise(table, bad, unit)[0]
+        return _empty_contract()
 
     # -- problems
 
@@ -153,41 +258,98 @@ class InputReader:
 
     # -- jsonl
 
-    def _open_bytes(self, path: str) -> bytes:
-        codec = _compression(path)
-        if codec == "gzip":
-            with gzip.open(path, "rb") as fh:
-                return fh.read()
-        if codec == "zstd":
-            import zstandard
+    def _decompress(self, path: str, limit: int | None = None) -> tuple[bytes, str | None]:
+        """The file's bytes, and what went wrong if the stream ends early or is damaged.
 
-            with open(path, "rb") as fh:
-                return zstandard.ZstdDecompressor().stream_reader(fh).read()
+        Decompression is incremental so that the bytes before a truncation or
+        a damaged block are still returned (and their rows read).
+        """
+        codec = _compression(path)
+        chunks: list[bytes] = []
+        size = 0
         with open(path, "rb") as fh:
-            return fh.read()
+            if codec is None:
+                return fh.read() if limit is None else fh.read(limit), None
+            if codec == "gzip":
+                new = lambda: zlib.decompressobj(wbits=31)  # noqa: E731 (gzip header; one per member)
+            else:
+                import zstandard
+
+                new = zstandard.ZstdDecompressor().decompressobj
+            decoder = new()
+            started = False  # inside a member/frame whose end has not been seen
+            try:
+                while limit is None or size < limit:
+                    block = fh.read(1 << 20)
+                    if not block:
+                        break
+                    while block:
+                        started = True
+                        out = decoder.decompress(block)
+                        chunks.append(out)
+                        size += len(out)
+                        if not decoder.eof:
+                            break
+                        # end of one gzip member / zstd frame: more may follow
+                        block, started = decoder.unused_data, False
+                        decoder = new()
+            except Exception as exc:  # zlib.error, zstd.ZstdError: a damaged block
+                return b"".join(chunks), f"damaged {codec} stream: {type(exc).__name__}: {exc}"
+        if started and (limit is None or size < limit):
+            return b"".join(chunks), f"{codec} stream ends early (truncated file)"
+        return b"".join(chunks), None
 
     def _read_jsonl(self, unit: WorkUnit) -> Iterator[tuple[pa.Table, pa.Table | None]]:
         try:
-            data = self._open_bytes(unit.path)
-        except Exception as exc:  # truncated gzip, bad zstd frame, unreadable file
-            self._file_problem(unit.path, f"cannot decompress: {type(exc).__name__}: {exc}", None)
+            data, problem = self._decompress(unit.path)
+        except OSError as exc:
+            self._file_problem(unit.path, f"cannot read: {exc.strerror or exc}", None)
+            return
+        if problem is not None:
+            yield from self._read_truncated(unit, data, problem)
             return
         if not data.strip():
             self.warnings.append(f"{unit.path}: empty file")
             return
+        too_deep = _too_deep_lines(data)
         table: pa.Table | None = None
-        try:
-            # Fast path: Arrow's parser; it gives up on the first bad line.
-            table = pajson.read_json(io.BytesIO(data), read_options=pajson.ReadOptions(block_size=1 << 24))
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
-            table = None
+        # Arrow's parser rejects lone surrogates itself, but not bytes that are not UTF-8.
+        if not too_deep and _is_utf8(data):
+            try:
+                # Fast path: Arrow's parser; it gives up on the first bad line.
+                table = pajson.read_json(io.BytesIO(data), read_options=pajson.ReadOptions(block_size=1 << 24))
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+                table = None
         if table is not None and _text_is_plain(table, self.spec.text_column):
             for offset in range(0, max(table.num_rows, 1), self.batch_size):
                 yield table.slice(offset, self.batch_size), None
             return
-        yield from self._read_jsonl_lines(unit, data)
+        yield from self._read_jsonl_lines(unit, data, too_deep)
 
-    def _read_jsonl_lines(self, unit: WorkUnit, data: bytes) -> Iterator[tuple[pa.Table, pa.Table | None]]:
+    def _read_truncated(self, unit: WorkUnit, data: bytes, problem: str) -> Iterator[tuple[pa.Table, pa.Table | None]]:
+        """Rows before the damage are read; the cut line is set aside; the file is reported with the count."""
+        complete, tail = data[: data.rfind(b"\n") + 1], data[data.rfind(b"\n") + 1 :]
+        if self.on_bad_input == "fail":
+            rows = sum(1 for line in complete.split(b"\n") if line.strip())
+            raise BadInputError(f"{unit.path}: {problem}; {rows} complete rows before it")
+        rows = 0
+        for table, bad in self._read_jsonl_lines(unit, complete, _too_deep_lines(complete)):
+            rows += table.num_rows + (bad.num_rows if bad is not None else 0)
+            yield table, bad
+        if tail.strip():
+            line = complete.count(b"\n") + 1
+            cut = _bad_row(tail.decode("utf-8", "backslashreplace"), "truncated: the stream ends inside this line", f"{unit.path}:{line}")
+            yield _table_from_rows([]), _bad_table([cut])
+        self.unreadable.append(
+            {
+                "source": unit.path,
+                "problem": f"{problem}; read {rows} complete rows before it, set aside the line it ends inside; rows after it are lost",
+                "rows": None,  # how many were lost is unknown
+                "rows_read": rows,
+            }
+        )
+
+    def _read_jsonl_lines(self, unit: WorkUnit, data: bytes, too_deep: set[int]) -> Iterator[tuple[pa.Table, pa.Table | None]]:
         """Line by line: every bad line becomes a rejected row saying why and where."""
         good: list[dict[str, Any]] = []
         bad: _BadRows = _BadRows(self.on_bad_input)
@@ -196,6 +358,9 @@ class InputReader:
             if not raw.strip():
                 continue
             where = f"{unit.path}:{number}"
+            if number in too_deep:
+                bad.append(_bad_row(_preview(raw), f"too_deep: JSON nested deeper than {MAX_NESTING} levels", where))
+                continue
             try:
                 obj = json.loads(raw.decode("utf-8"))
             except UnicodeDecodeError as exc:
@@ -204,14 +369,22 @@ class InputReader:
             except json.JSONDecodeError as exc:
                 bad.append(_bad_row(raw.decode("utf-8", "backslashreplace"), f"invalid_json: {exc.msg} at column {exc.colno}", where))
                 continue
+            except RecursionError:
+                bad.append(_bad_row(_preview(raw), f"too_deep: JSON nested deeper than {MAX_NESTING} levels", where))
+                continue
             if not isinstance(obj, dict):
                 bad.append(_bad_row(raw.decode("utf-8"), f"not_an_object: {type(obj).__name__}", where))
                 continue
+            if b"\\u" in raw and _SURROGATE.search(raw):
+                field = _surrogate_field(obj)
+                if field is not None:
+                    bad.append(_bad_row(raw.decode("utf-8"), f"lone_surrogate: field {field!r} has an unpaired \\uD800-\\uDFFF escape (not Unicode text)", where))
+                    continue
             text = obj.get(self.spec.text_column)
             if text is not None and not isinstance(text, str):
                 bad.append(_bad_row(raw.decode("utf-8"), f"text_not_string: {type(text).__name__}", where))
                 continue
-            obj["__line"] = number
+            obj[_LINE] = number
             good.append(obj)
             if len(good) >= self.batch_size:
                 yield _table_from_rows(good), _bad_table(bad)
@@ -221,18 +394,41 @@ class InputReader:
 
     # -- the contract
 
-    def _normalise(self, table: pa.Table, bad: pa.Table | None, unit: WorkUnit) -> tuple[pa.Table, pa.Table | None]:
+    def _normalise(self, table: pa.Table, bad: pa.Table | None, unit: WorkUnit, check_utf8: bool = False) -> tuple[pa.Table, pa.Table | None]:
         spec = self.spec
         n = table.num_rows
         lines = None
-        if "__line" in table.column_names:
-            lines = table.column("__line").to_pylist()
-            table = table.drop_columns(["__line"])
+        if _LINE in table.column_names:
+            lines = table.column(_LINE).to_pylist()
+            table = table.drop_columns([_LINE])
         first_row = self._row
         self._row += n
+        #: row i of ``table`` is row positions[i] of the batch as read (rows may be set aside early)
+        positions = list(range(n))
 
         def where(i: int) -> str:
-            return f"{unit.path}:{lines[i]}" if lines else f"{unit.path}:row {first_row + i}"
+            p = positions[i]
+            return f"{unit.path}:{lines[p]}" if lines else f"{unit.path}:row {first_row + p}"
+
+        table = _plain_columns(table)
+        table = _rename_reserved(table, spec)
+
+        if check_utf8:
+            invalid = _invalid_utf8_rows(table)
+            if invalid:
+                if self.on_bad_input == "fail":
+                    i = min(invalid)
+                    raise BadInputError(f"{where(i)}: invalid_utf8: column {invalid[i]!r}")
+                rows = []
+                for i in sorted(invalid):
+                    text = _repaired(table, spec.text_column, i)
+                    rows.append(_bad_row(text, f"invalid_utf8: column {invalid[i]!r}", where(i)))
+                bad = _concat_bad(bad, _bad_table(rows))
+                mask = np.ones(n, dtype=bool)
+                mask[sorted(invalid)] = False
+                table = table.filter(pa.array(mask))
+                positions = [p for p, k in zip(positions, mask) if k]
+                n = table.num_rows
 
         if spec.text_column not in table.column_names:
             if n == 0:
@@ -243,36 +439,37 @@ class InputReader:
             rows = [_bad_row(json.dumps(r, default=str), f"missing_text_column: {spec.text_column}", where(i)) for i, r in enumerate(table.to_pylist())]
             return _empty_contract(), _concat_bad(bad, _bad_table(rows))
 
+        problems: dict[int, str] = {}
         # id: renamed, cast to string, generated where missing (stable: file + row)
         if spec.id_column in table.column_names:
             ids = table.column(spec.id_column)
             table = table.drop_columns([spec.id_column])
-            if not (pa.types.is_string(ids.type) or pa.types.is_large_string(ids.type)):
-                ids = pc.cast(ids, pa.string()) if not pa.types.is_nested(ids.type) else pa.array([json.dumps(v) for v in ids.to_pylist()], pa.string())
+            ids = _ids_as_strings(ids, problems)
             if ids.null_count:
-                ids = pc.coalesce(ids, self._generated_ids(unit, first_row, n))
-            ids = pc.cast(ids, pa.string())
+                ids = pc.coalesce(ids, self._generated_ids(unit, first_row, positions))
         else:
-            ids = self._generated_ids(unit, first_row, n)
+            ids = self._generated_ids(unit, first_row, positions)
         text = table.column(spec.text_column)
         table = table.drop_columns([spec.text_column])
+        if pa.types.is_null(text.type):
+            text = pa.nulls(n, pa.string())
         text_ok_type = pa.types.is_string(text.type) or pa.types.is_large_string(text.type)
         if text_ok_type:
             text = pc.cast(text, pa.string())
         table = table.add_column(0, "text", text if text_ok_type else pa.nulls(n, pa.string()))
         table = table.add_column(0, "id", ids)
+        table = _writable(table)
 
-        problems: dict[int, str] = {}
         if not text_ok_type:
             if self.on_bad_input == "fail":
                 raise BadInputError(f"{unit.path}: column {spec.text_column!r} has type {text.type}, expected string")
             raw_text = [None if v is None else (v if isinstance(v, str) else json.dumps(v, default=str)) for v in text.to_pylist()]
             table = table.set_column(1, "text", pa.array(raw_text, pa.string()))
-            problems = dict.fromkeys(range(n), f"text_not_string: {text.type}")
+            problems.update(dict.fromkeys(range(n), f"text_not_string: {text.type}"))
         elif text.null_count:
             for i in pc.indices_nonzero(pc.is_null(text)).to_pylist():
-                problems[i] = "null_text"
-        self._check_duplicates(ids, problems)
+                problems.setdefault(i, "null_text")
+        self._check_duplicates(table.column("id"), problems)
         if problems:
             if self.on_bad_input == "fail":
                 i = min(problems)
@@ -289,22 +486,97 @@ class InputReader:
         return table, bad
 
     @staticmethod
-    def _generated_ids(unit: WorkUnit, first_row: int, n: int) -> pa.Array:
-        return pa.array([f"{unit.id_prefix}:{first_row + i}" for i in range(n)], pa.string())
+    def _generated_ids(unit: WorkUnit, first_row: int, positions: list[int]) -> pa.Array:
+        return pa.array([f"{unit.id_prefix}:{first_row + p}" for p in positions], pa.string())
 
     def _check_duplicates(self, ids: pa.Array | pa.ChunkedArray, problems: dict[int, str]) -> None:
         """Ids must be unique within a shard; later repeats are set aside."""
         seen = self._seen_ids
         id_list = ids.to_pylist()
         fresh = set(id_list)
-        if len(fresh) == len(id_list) and seen.isdisjoint(fresh):
+        if len(fresh) == len(id_list) and seen.isdisjoint(fresh) and not problems:
             seen |= fresh  # the common case: all new
             return
         for i, doc_id in enumerate(id_list):
+            if i in problems:
+                continue
             if doc_id in seen:
-                problems.setdefault(i, f"duplicate_id: {doc_id}")
+                problems[i] = f"duplicate_id: {doc_id}"
             else:
                 seen.add(doc_id)
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _preview(raw: bytes, limit: int = 1000) -> str:
+    """A quarantined line too big or deep to keep whole: its start, marked as cut."""
+    text = raw[:limit].decode("utf-8", "backslashreplace")
+    return text if len(raw) <= limit else f"{text}... [{len(raw)} bytes]"
+
+
+def _too_deep_lines(data: bytes) -> set[int]:
+    """Line numbers (1-based) of JSON lines nested deeper than MAX_NESTING.
+
+    Native JSON parsers recurse per level and crash (not raise) on very deep
+    input, so this runs before any of them. Cheap: only brackets and newlines
+    are looked at (``bytes.translate`` drops the rest in C), counting brackets
+    inside strings too; lines that look deep are then measured exactly.
+    """
+    skeleton = data.translate(None, _BRACKETS_AND_NEWLINES)
+    if len(skeleton) - skeleton.count(b"\n") <= MAX_NESTING:
+        return set()
+    marks = np.frombuffer(skeleton, dtype=np.uint8)
+    step = np.zeros(len(marks), dtype=np.int32)
+    step[(marks == ord("[")) | (marks == ord("{"))] = 1
+    step[(marks == ord("]")) | (marks == ord("}"))] = -1
+    depth = np.cumsum(step)
+    newline = marks == ord("\n")
+    line_of = np.cumsum(newline) - newline  # 0-based line of each mark
+    base = np.concatenate([[0], depth[newline]])  # depth when each line starts
+    relative = depth - base[line_of]
+    suspects = np.unique(line_of[relative > MAX_NESTING])
+    if not len(suspects):
+        return set()
+    lines = data.split(b"\n")
+    return {int(i) + 1 for i in suspects if _nesting(lines[int(i)]) > MAX_NESTING}
+
+
+def _nesting(raw: bytes) -> int:
+    """The exact nesting depth of one JSON line, ignoring brackets inside strings."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return deepest
+
+
+def _surrogate_field(obj: dict[str, Any]) -> str | None:
+    """The first top-level field holding a lone surrogate (which UTF-8 cannot encode), or None."""
+    for key, value in obj.items():
+        try:
+            json.dumps({key: value}, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            return key.encode("utf-8", "backslashreplace").decode("utf-8")
+    return None
 
 
 def _text_is_plain(table: pa.Table, text_column: str) -> bool:
@@ -312,6 +584,128 @@ def _text_is_plain(table: pa.Table, text_column: str) -> bool:
         return True
     t = table.column(text_column).type
     return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t)
+
+
+def _plain_columns(table: pa.Table) -> pa.Table:
+    """Dictionary-encoded columns (pandas ``category``) decoded; string views made strings."""
+    for i, field in enumerate(table.schema):
+        if pa.types.is_dictionary(field.type):
+            table = table.set_column(i, field.name, pc.cast(table.column(i), field.type.value_type))
+        elif _is_view(field.type):
+            table = table.set_column(i, field.name, pc.cast(table.column(i), pa.string() if pa.types.is_string_view(field.type) else pa.binary()))
+    return table
+
+
+def _is_view(t: pa.DataType) -> bool:
+    return bool(getattr(pa.types, "is_string_view", lambda _: False)(t) or getattr(pa.types, "is_binary_view", lambda _: False)(t))
+
+
+def _rename_reserved(table: pa.Table, spec: InputSpec) -> pa.Table:
+    """Input columns that would collide with curator's own become ``input__<name>``."""
+    mapped = {spec.id_column, spec.text_column}
+    clash = set(RESERVED_COLUMNS) | ({"id", "text"} - mapped)
+    if not clash.intersection(table.column_names):
+        return table
+    names = list(table.column_names)
+    for i, name in enumerate(names):
+        if name in clash:
+            new = RENAME_PREFIX + name
+            while new in names:
+                new = RENAME_PREFIX + new
+            names[i] = new
+    return table.rename_columns(names)
+
+
+def _ids_as_strings(ids: pa.ChunkedArray, problems: dict[int, str]) -> pa.ChunkedArray | pa.Array:
+    """Any id column as strings: numbers cast, nested values as JSON, bytes decoded (invalid UTF-8 set aside)."""
+    t = ids.type
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return pc.cast(ids, pa.string())
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
+        out: list[str | None] = []
+        for i, value in enumerate(ids.to_pylist()):
+            if value is None:
+                out.append(None)
+                continue
+            try:
+                out.append(value.decode("utf-8"))
+            except UnicodeDecodeError as exc:
+                shown = value.decode("utf-8", "backslashreplace")
+                out.append(shown)
+                problems[i] = f"invalid_utf8_id: byte {exc.start} of {shown!r}"
+        return pa.array(out, pa.string())
+    if pa.types.is_nested(t):
+        return pa.array([None if v is None else json.dumps(v, default=str) for v in ids.to_pylist()], pa.string())
+    try:
+        return pc.cast(ids, pa.string())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return pa.array([None if v is None else str(v) for v in ids.to_pylist()], pa.string())
+
+
+def _invalid_utf8_rows(table: pa.Table) -> dict[int, str]:
+    """Rows holding bytes that are not UTF-8 in a string column ({row: column}).
+
+    Parquet readers do not check; DuckDB does, and refuses the whole file.
+    """
+    found: dict[int, str] = {}
+    for name in table.column_names:
+        column = table.column(name)
+        if not _has_strings(column.type):
+            continue
+        offset = 0
+        for chunk in column.chunks:
+            try:
+                chunk.validate(full=True)
+            except pa.ArrowInvalid:
+                for i in range(len(chunk)):
+                    try:
+                        chunk.slice(i, 1).validate(full=True)
+                    except pa.ArrowInvalid:
+                        found.setdefault(offset + i, name)
+            offset += len(chunk)
+    return found
+
+
+def _has_strings(t: pa.DataType) -> bool:
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return True
+    if pa.types.is_dictionary(t):
+        return _has_strings(t.value_type)
+    return any(_has_strings(t.field(i).type) for i in range(t.num_fields)) if pa.types.is_nested(t) else False
+
+
+def _repaired(table: pa.Table, column: str, row: int) -> str | None:
+    """One string value with bytes that are not UTF-8 shown as \\xNN escapes."""
+    if column not in table.column_names:
+        return None
+    value = table.column(column).slice(row, 1)
+    t = value.type
+    if not (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t)):
+        return None
+    raw = pc.cast(value, pa.binary() if not pa.types.is_large_string(t) else pa.large_binary()).to_pylist()[0]
+    return None if raw is None else raw.decode("utf-8", "backslashreplace")
+
+
+def _writable(table: pa.Table) -> pa.Table:
+    """Columns Parquet cannot store (structs without fields, from ``{}``) become JSON text."""
+    for i, field in enumerate(table.schema):
+        if _has_empty_struct(field.type):
+            table = table.set_column(i, field.name, _as_json_strings(table.column(i)))
+    return table
+
+
+def _has_empty_struct(t: pa.DataType) -> bool:
+    if pa.types.is_struct(t) and t.num_fields == 0:
+        return True
+    return pa.types.is_nested(t) and any(_has_empty_struct(t.field(i).type) for i in range(t.num_fields))
+
+
+def _as_json_strings(column: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Any column as text: strings stay, other values become JSON."""
+    return pa.array(
+        [None if v is None else (v if isinstance(v, str) else json.dumps(v, default=str, ensure_ascii=False)) for v in column.to_pylist()],
+        pa.string(),
+    )
 
 
 class _BadRows(list):
@@ -357,10 +751,10 @@ def _empty_contract() -> pa.Table:
 
 def _table_from_rows(rows: list[dict[str, Any]]) -> pa.Table:
     if not rows:
-        return pa.table({"__line": pa.array([], pa.int64())})
+        return pa.table({_LINE: pa.array([], pa.int64())})
     try:
         return pa.Table.from_pylist(rows)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
+    except Exception:  # noqa: BLE001 (ArrowInvalid/TypeError on mixed types, OverflowError on huge ints)
         # Columns whose type changes from line to line are kept as JSON text
         # rather than guessed into one type.
         keys: dict[str, None] = {}
@@ -371,8 +765,8 @@ def _table_from_rows(rows: list[dict[str, Any]]) -> pa.Table:
             values = [row.get(key) for row in rows]
             try:
                 columns[key] = pa.array(values)
-            except (pa.ArrowInvalid, pa.ArrowTypeError):
-                columns[key] = pa.array([v if v is None or isinstance(v, str) else json.dumps(v) for v in values], pa.string())
+            except Exception:  # noqa: BLE001
+                columns[key] = pa.array([v if v is None or isinstance(v, str) else json.dumps(v, ensure_ascii=False) for v in values], pa.string())
         return pa.table(columns)
 
 
@@ -407,12 +801,14 @@ class AtomicParquetWriter:
         self.rows += table.num_rows
 
     def _conform(self, table: pa.Table) -> pa.Table:
-        """Make a batch fit the file's schema; widen the file when it cannot."""
+        """Make a batch fit the file's schema; widen the file when it cannot.
+
+        A column whose type changes between batches (``"year": 2020`` in one,
+        ``"2020"`` in a later one) becomes text in the whole file, nested values
+        as JSON: nothing is guessed and no row is lost.
+        """
         assert self._schema is not None and self._writer is not None
-        try:
-            unified = pa.unify_schemas([self._schema, table.schema], promote_options="permissive")
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            raise BadInputError(f"{self.path.name}: batches with incompatible schemas: {exc}") from None
+        unified = _unify(self._schema, table.schema)
         if unified.equals(self._schema):
             return _align(table, self._schema)
         # Rare: a later batch brings a new column or a wider type. Rewrite what
@@ -440,13 +836,39 @@ class AtomicParquetWriter:
             self.tmp.unlink()
 
 
+def _unify(a: pa.Schema, b: pa.Schema) -> pa.Schema:
+    """The schema both fit; a column whose types cannot be reconciled becomes a string."""
+    try:
+        return pa.unify_schemas([a, b], promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        pass
+    fields = []
+    for name in list(a.names) + [n for n in b.names if n not in a.names]:
+        fa = a.field(name) if name in a.names else None
+        fb = b.field(name) if name in b.names else None
+        if fa is None or fb is None:
+            fields.append(fa or fb)
+            continue
+        try:
+            fields.append(pa.unify_schemas([pa.schema([fa]), pa.schema([fb])], promote_options="permissive").field(0))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            fields.append(pa.field(name, pa.string()))
+    return pa.schema(fields)
+
+
 def _align(table: pa.Table, schema: pa.Schema) -> pa.Table:
     columns = []
     for field in schema:
-        if field.name in table.column_names:
-            columns.append(pc.cast(table.column(field.name), field.type))
-        else:
+        if field.name not in table.column_names:
             columns.append(pa.nulls(table.num_rows, field.type))
+            continue
+        column = table.column(field.name)
+        try:
+            columns.append(pc.cast(column, field.type))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            if not pa.types.is_string(field.type):
+                raise
+            columns.append(_as_json_strings(column))  # a nested value where text is expected
     return pa.Table.from_arrays(columns, schema=schema)
 
 
