@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from curator.errors import ConfigError
 from curator.registry import StepRegistry
@@ -58,7 +58,7 @@ class PipelineOptions(BaseModel):
     name: str = "pipeline"
     description: str = ""
     input: InputSpec = InputSpec()
-    batch_size: int = 2000
+    batch_size: int = Field(2000, gt=0, description="rows per batch (memory per worker grows with it)")
     on_bad_input: Literal["quarantine", "fail"] = "quarantine"
     steps: list[Any] = []
 
@@ -205,6 +205,10 @@ def load_pipeline(path: str | Path, registry: StepRegistry | None = None) -> Pip
 def validate_pipeline(pipeline: Pipeline, registry: StepRegistry) -> None:
     source = pipeline.source
     errors: list[str] = []
+    batch_size = pipeline.options.batch_size
+    # checked here as well as by the model: the CLI's --batch-size is assigned after parsing
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        errors.append(f"{source}: field 'batch_size': must be a positive number of rows, got {batch_size!r}")
     seen: dict[str, int] = {}
     fit_steps: set[str] = set()
     for spec in pipeline.steps:

@@ -1,4 +1,4 @@
-"""curator validate PIPELINE.yaml"""
+"""curator validate PIPELINE.yaml [--input GLOB]"""
 
 from __future__ import annotations
 
@@ -6,16 +6,25 @@ import click
 
 from curator import plugins
 from curator.config import load_pipeline
+from curator.errors import ConfigError
+from curator.preflight import check_steps_on_input
 from curator.runner import plan
 
 
 @click.command()
 @click.argument("pipeline_file", type=click.Path(exists=True, dir_okay=False))
-def validate(pipeline_file: str) -> None:
-    """Check a pipeline file: step names, parameters, references, dependencies."""
+@click.option("--input", "-i", "inputs", multiple=True, metavar="GLOB", help="Check the steps against this input's columns (default: input.path).")
+def validate(pipeline_file: str, inputs: tuple[str, ...]) -> None:
+    """Check a pipeline file: step names, parameters, references, dependencies, batch size,
+    and (given an input) SQL and column names against the input's columns."""
     registry = plugins.get_registry()
     pipeline = load_pipeline(pipeline_file, registry)
-    click.echo(f"{pipeline_file}: ok, {len(pipeline.steps)} steps")
+    patterns = list(inputs) or pipeline.options.input.paths
+    if patterns:
+        errors = check_steps_on_input(pipeline, registry, patterns)
+        if errors:
+            raise ConfigError("\n".join(errors))
+    click.echo(f"{pipeline_file}: ok, {len(pipeline.steps)} steps" + ("" if patterns else " (no input given: columns not checked)"))
     for i, segment in enumerate(plan(pipeline, registry)):
         names = ", ".join(f"{s.name} ({s.type})" for s in segment.specs) or "(ingest only)"
         click.echo(f"  {'map pass' if segment.kind == 'pass' else 'fit':<8}  {names}")
