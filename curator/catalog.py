@@ -10,6 +10,12 @@ Views (all read Parquet in place; nothing is copied):
 * ``<table>``    Parquet tables written by fit steps (``seeds``, ...).
 
 ``RUN/curator.duckdb`` holds the same views for any DuckDB client.
+
+Every connection curator opens over a run is sandboxed (DuckDB's own
+settings, see docs/reliability.md): external access off, only the run
+directory readable, configuration locked so no ``SET`` can undo it. Paths go
+into SQL only through :func:`sql_string`, so a run directory named ``ru'n``
+works and cannot inject SQL.
 """
 
 from __future__ import annotations
@@ -27,6 +33,62 @@ EMPTY_REJECTED = "SELECT NULL::VARCHAR AS id, NULL::VARCHAR AS text, NULL::VARCH
 EMPTY_KEPT = "SELECT NULL::VARCHAR AS id, NULL::VARCHAR AS text LIMIT 0"
 
 
+def sql_string(value: str | Path) -> str:
+    """A SQL string literal: single quotes doubled, never pasted raw."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def sql_identifier(name: str) -> str:
+    """A quoted SQL identifier (view names come from step and file names)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def sandbox(connection: duckdb.DuckDBPyConnection, run_dir: Path) -> None:
+    """Confine a connection to the run directory.
+
+    ``allowed_directories`` keeps the run's own folder readable (the views read
+    its Parquet); ``enable_external_access = false`` then turns off every
+    other file, ATTACH of files, extension install/load and the network
+    (DuckDB only accepts the allow-list before access is turned off).
+    :func:`lock` later sets ``lock_configuration`` so no ``SET`` can undo it.
+
+    These settings belong to the database instance, which DuckDB shares
+    between connections to the same file in one process: an instance that is
+    already sandboxed and locked is checked, not set again.
+    """
+    root = str(Path(run_dir).resolve()).rstrip("/") + "/"
+    locked, external, allowed = connection.execute(
+        "SELECT current_setting('lock_configuration'), current_setting('enable_external_access'), current_setting('allowed_directories')"
+    ).fetchone()
+    if locked:
+        if external or any(not str(d).startswith(root) for d in allowed):
+            from curator.errors import CuratorError
+
+            raise CuratorError(f"{run_dir}: a DuckDB connection to this run is already open without curator's sandbox; close it first")
+        return
+    connection.execute("SET autoinstall_known_extensions = false")
+    connection.execute("SET autoload_known_extensions = false")
+    connection.execute(f"SET allowed_directories = [{sql_string(root)}]")
+    connection.execute("SET enable_external_access = false")
+
+
+def lock(connection: duckdb.DuckDBPyConnection) -> None:
+    """No SET from here on (after plugins' prepare_duckdb had their say)."""
+    if not connection.execute("SELECT current_setting('lock_configuration')").fetchone()[0]:
+        connection.execute("SET lock_configuration = true")
+
+
+def sandboxed_connect(database: str | Path, run_dir: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection that can read only ``run_dir`` (configuration not yet locked)."""
+    connection = duckdb.connect(str(database), read_only=read_only)
+    try:
+        sandbox(connection, run_dir)
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
 def read_manifest(run_dir: Path) -> dict[str, Any]:
     path = Path(run_dir) / MANIFEST
     if not path.exists():
@@ -37,7 +99,7 @@ def read_manifest(run_dir: Path) -> dict[str, Any]:
 
 
 def _parquet(globs: list[str]) -> str:
-    files = ", ".join(f"'{g}'" for g in globs)
+    files = ", ".join(sql_string(g) for g in globs)
     return f"SELECT * FROM read_parquet([{files}], union_by_name = true)"
 
 
@@ -60,19 +122,19 @@ def view_definitions(run_dir: Path) -> dict[str, str]:
     views["quarantine"] = "SELECT * FROM rejected WHERE reject_step = 'read' OR reject_reason LIKE 'error:%'"
     map_steps = [s["name"] for s in manifest.get("steps", []) if s["kind"] != "fit"]
     for i, name in enumerate(map_steps):
-        later = ", ".join(f"'{n}'" for n in map_steps[i:])
+        later = ", ".join(sql_string(n) for n in map_steps[i:])
         views[f"stage_{name}"] = f"SELECT * FROM kept UNION ALL BY NAME SELECT * FROM rejected WHERE reject_step IN ({later})"
     artifacts = run_dir / "artifacts"
     if artifacts.is_dir():
         for table in sorted(artifacts.glob("*/*.parquet")):
-            views.setdefault(table.stem, f"SELECT * FROM read_parquet('{table.resolve()}')")
+            views.setdefault(table.stem, f"SELECT * FROM read_parquet({sql_string(table.resolve())})")
     return views
 
 
 def create_views(connection: duckdb.DuckDBPyConnection, run_dir: Path, temporary: bool = False) -> None:
     kind = "TEMP VIEW" if temporary else "VIEW"
     for name, select in view_definitions(run_dir).items():
-        connection.execute(f'CREATE OR REPLACE {kind} "{name}" AS {select}')
+        connection.execute(f"CREATE OR REPLACE {kind} {sql_identifier(name)} AS {select}")
 
 
 def _prepare(connection: duckdb.DuckDBPyConnection, run_dir: Path | None) -> None:
@@ -82,12 +144,18 @@ def _prepare(connection: duckdb.DuckDBPyConnection, run_dir: Path | None) -> Non
 
 
 def connect(run_dir: Path, extra_views: dict[str, str] | None = None) -> duckdb.DuckDBPyConnection:
-    """An in-memory connection with the run's views (used by fit steps)."""
-    connection = duckdb.connect()
+    """An in-memory connection with the run's views (used by fit steps).
+
+    It may read only the run directory: a fit step's SQL (``seeds_sql``, ...)
+    queries the run's views and artifacts; files given in a step's params are
+    read by the step's Python code, not through this connection.
+    """
+    connection = sandboxed_connect(":memory:", run_dir)
     create_views(connection, run_dir)
     for name, select in (extra_views or {}).items():
-        connection.execute(f'CREATE OR REPLACE VIEW "{name}" AS {select}')
+        connection.execute(f"CREATE OR REPLACE VIEW {sql_identifier(name)} AS {select}")
     _prepare(connection, run_dir)
+    lock(connection)
     return connection
 
 
@@ -97,8 +165,9 @@ def write_database(run_dir: Path) -> Path:
     tmp = path.with_name(f".{path.name}.tmp")
     if tmp.exists():
         tmp.unlink()
-    connection = duckdb.connect(str(tmp))
+    connection = sandboxed_connect(tmp, run_dir)
     try:
+        lock(connection)
         create_views(connection, run_dir)
     finally:
         connection.close()
@@ -113,6 +182,7 @@ def open_readonly(run_dir: Path) -> duckdb.DuckDBPyConnection:
     path = run_dir / CATALOG_FILE
     if not path.exists():
         write_database(run_dir)
-    connection = duckdb.connect(str(path), read_only=True)
+    connection = sandboxed_connect(path, run_dir, read_only=True)
     _prepare(connection, run_dir)
+    lock(connection)
     return connection

@@ -60,6 +60,9 @@ class PipelineOptions(BaseModel):
     input: InputSpec = InputSpec()
     batch_size: int = Field(2000, gt=0, description="rows per batch (memory per worker grows with it)")
     on_bad_input: Literal["quarantine", "fail"] = "quarantine"
+    #: seconds one step may spend on one batch before its worker is stopped
+    #: and the shard quarantined (or the run stopped, with on_bad_input: fail)
+    step_timeout: float | None = Field(None, gt=0)
     steps: list[Any] = []
 
 

@@ -8,10 +8,16 @@ pipeline that starts with a fit step still gets Parquet to query.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
+import shutil
+import socket
+import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,12 +27,52 @@ from tqdm import tqdm
 from curator import catalog
 from curator import stats as run_stats
 from curator.config import Pipeline, StepSpec, validate_pipeline
-from curator.errors import BadInputError, ConfigError
+from curator.errors import BadInputError, ConfigError, CuratorError
 from curator.executors import Executor, make_executor
-from curator.passes import PassOptions, kept_path, marker_path
+from curator.passes import PassOptions, kept_path, shard_done
 from curator.registry import StepRegistry
 from curator.shards import WorkUnit, discover_inputs, make_units, write_json_atomic
 from curator.steps import FitContext, FitStep, Step
+
+
+LOCK_FILE = ".curator.lock"
+
+
+class RunInUseError(CuratorError):
+    """Another live process holds the run directory's lock."""
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Hold RUN/.curator.lock for the whole run.
+
+    ``flock`` is released by the kernel when the holder dies, however it dies,
+    so a lock left by a killed run (its pid gone) is simply taken over; the
+    file's content only tells a second run who holds it.
+    """
+    path = run_dir / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunInUseError(f"{run_dir} is in use by {_holder(fd)}; wait for it to finish or use another --output") from None
+        info = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "command": " ".join(sys.argv)[:300]}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(info).encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the flock
+
+
+def _holder(fd: int) -> str:
+    try:
+        info = json.loads(os.pread(fd, 4096, 0) or b"{}")
+    except ValueError:
+        info = {}
+    if not info:
+        return "another curator run"
+    return f"curator run pid {info.get('pid')} on host {info.get('host')}, started {info.get('started')}"
 
 
 @dataclass
@@ -52,7 +98,7 @@ def plan(pipeline: Pipeline, registry: StepRegistry) -> list[Segment]:
 
 def _pipeline_hash(pipeline: Pipeline, inputs: list[str]) -> str:
     body = json.dumps(
-        {"options": pipeline.options.model_dump(mode="json", exclude={"steps": True, "input": {"path"}}), "steps": [s.__dict__ for s in pipeline.steps], "inputs": inputs},
+        {"options": pipeline.options.model_dump(mode="json", exclude={"steps": True, "input": {"path"}, "step_timeout": True}), "steps": [s.__dict__ for s in pipeline.steps], "inputs": inputs},
         sort_keys=True,
         default=str,
     )
@@ -71,8 +117,14 @@ def run_pipeline(
     fail_fast: bool = False,
     progress: bool = True,
     overwrite: bool = False,
+    isolate: bool | None = None,
 ) -> dict[str, Any]:
-    """Run (or resume) ``pipeline`` into ``output``; returns the run's stats."""
+    """Run (or resume) ``pipeline`` into ``output``; returns the run's stats.
+
+    ``isolate``: run map steps in worker processes even with one worker, so a
+    step that crashes or hangs costs its shard, not the run (None: only when
+    ``workers`` > 1 or ``step_timeout`` is set).
+    """
     if registry is None:
         from curator.plugins import get_registry
 
@@ -86,6 +138,37 @@ def run_pipeline(
     units = make_units(files)
     digest = _pipeline_hash(pipeline, files)
 
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with run_lock(run_dir):
+        return _run_locked(pipeline, run_dir, registry, files, units, digest, executor, workers, address, fail_fast, progress, overwrite, isolate)
+
+
+def _clear_run_dir(run_dir: Path) -> None:
+    """--overwrite: empty the run directory but keep the lock file we hold."""
+    for child in run_dir.iterdir():
+        if child.name == LOCK_FILE:
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+
+
+def _run_locked(
+    pipeline: Pipeline,
+    run_dir: Path,
+    registry: StepRegistry,
+    files: list[str],
+    units: list[WorkUnit],
+    digest: str,
+    executor: str | Executor,
+    workers: int,
+    address: str | None,
+    fail_fast: bool,
+    progress: bool,
+    overwrite: bool,
+    isolate: bool | None,
+) -> dict[str, Any]:
     manifest_path = run_dir / catalog.MANIFEST
     if manifest_path.exists():
         previous = json.loads(manifest_path.read_text())
@@ -95,10 +178,7 @@ def run_pipeline(
                     f"{run_dir} holds a run of a different pipeline or input ({previous.get('pipeline')}); "
                     "use another --output, or --overwrite to start it again"
                 )
-            import shutil
-
-            shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+            _clear_run_dir(run_dir)
 
     segments = plan(pipeline, registry)
     steps_meta = [{"name": s.name, "type": s.type, "kind": registry.get(s.type).kind} for s in pipeline.steps]
@@ -123,7 +203,19 @@ def run_pipeline(
         (run_dir / "pipeline.yaml").write_text(Path(pipeline.source).read_text())
 
     own_executor = isinstance(executor, str)
-    engine: Executor = make_executor(executor, workers, address, temp_dir=None) if isinstance(executor, str) else executor
+    engine: Executor = (
+        make_executor(
+            executor,
+            workers,
+            address,
+            temp_dir=None,
+            step_timeout=pipeline.options.step_timeout,
+            on_step_failure="fail" if fail_fast or pipeline.options.on_bad_input == "fail" else "quarantine",
+            isolate=isolate,
+        )
+        if isinstance(executor, str)
+        else executor
+    )
     results: dict[str, dict[str, Any]] = {}
     pass_index = 0
     current_units = units
@@ -166,9 +258,7 @@ def run_pipeline(
 
 def _duplicate_ids_across_shards(run_dir: Path) -> dict[str, Any]:
     """Ids are unique within a shard by construction; across shards one pass over the id column tells."""
-    import duckdb
-
-    connection = duckdb.connect(str(run_dir / catalog.CATALOG_FILE), read_only=True)
+    connection = catalog.sandboxed_connect(run_dir / catalog.CATALOG_FILE, run_dir, read_only=True)
     try:
         rows = connection.execute(
             "SELECT id, count(*) FROM documents WHERE reject_step IS DISTINCT FROM 'read' GROUP BY id HAVING count(*) > 1 ORDER BY id"
@@ -179,7 +269,7 @@ def _duplicate_ids_across_shards(run_dir: Path) -> dict[str, Any]:
 
 
 def _run_pass(engine: Executor, steps: list[Step], units: list[WorkUnit], pass_dir: Path, options: PassOptions, progress: bool, label: str) -> None:
-    todo = [u for u in units if not marker_path(pass_dir, u).exists()]
+    todo = [u for u in units if not shard_done(pass_dir, u)]
     bar = tqdm(total=len(units), initial=len(units) - len(todo), desc=f"{pass_dir.name} [{label}]", unit="shard", disable=not progress or None, leave=True)
     rows = {"in": 0, "kept": 0}
 
@@ -225,7 +315,7 @@ def _fit_in_worker(step: FitStep, run_dir: str, artifact_dir: str, corpus: list[
     """Runs where the executor puts fit steps (this process, or a Ray task)."""
     step.check_dependencies()
     corpus_view = (
-        "SELECT * FROM read_parquet([" + ", ".join(f"'{c}'" for c in corpus) + "], union_by_name = true)" if corpus else catalog.EMPTY_KEPT
+        "SELECT * FROM read_parquet([" + ", ".join(catalog.sql_string(c) for c in corpus) + "], union_by_name = true)" if corpus else catalog.EMPTY_KEPT
     )
     connection = catalog.connect(Path(run_dir), extra_views={"corpus": corpus_view})
     try:

@@ -2,12 +2,41 @@
 
 from __future__ import annotations
 
+import errno
+import faulthandler
+import os
+import sys
+
 import click
 
 from curator import plugins
 from curator.config import load_pipeline
+from curator.errors import CuratorError
 from curator.runner import run_pipeline
 from curator.stats import format_funnel
+
+_OS_PROBLEMS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.EROFS: "read-only file system",
+    errno.ENOTDIR: "a path component is not a directory",
+    errno.EISDIR: "is a directory",
+    errno.ENOENT: "no such file or directory",
+    errno.EIO: "input/output error",
+}
+
+
+def os_error_message(exc: OSError, output: str) -> str:
+    """One line naming the path and what the system said, for a user to act on."""
+    problem = _OS_PROBLEMS.get(exc.errno or -1) or exc.strerror
+    if exc.filename is not None:
+        path = str(exc.filename) + (f" -> {exc.filename2}" if exc.filename2 else "")
+        return f"{path}: {problem or exc}"
+    # pyarrow's IO errors (OSError) carry no filename: name the run directory
+    detail = (str(exc).splitlines() or [type(exc).__name__])[0]
+    return f"{output}: {problem or 'cannot write'} ({detail})"
 
 
 @click.command()
@@ -19,29 +48,46 @@ from curator.stats import format_funnel
 @click.option("--workers", "-w", type=int, default=1, show_default=True, help="Parallel workers (processes or Ray actors).")
 @click.option("--batch-size", type=int, default=None, help="Rows per batch (overrides the pipeline).")
 @click.option("--on-bad-input", type=click.Choice(["quarantine", "fail"]), default=None, help="Override the pipeline's on_bad_input.")
+@click.option("--step-timeout", type=click.FloatRange(min=0, min_open=True), default=None, metavar="SECONDS", help="Seconds a step may spend on one batch (overrides the pipeline's step_timeout).")
+@click.option("--isolate/--in-process", default=True, show_default=True, help="Local executor: run steps in worker processes, so a step that crashes or hangs costs its shard, not the run; --in-process is faster to start and easier to debug.")
 @click.option("--fail-fast", is_flag=True, help="Stop at the first row a step raises on, instead of quarantining it.")
 @click.option("--overwrite", is_flag=True, help="Delete a different earlier run in --output and start again.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
-def run(pipeline_file, inputs, output, executor, address, workers, batch_size, on_bad_input, fail_fast, overwrite, quiet) -> None:
+def run(pipeline_file, inputs, output, executor, address, workers, batch_size, on_bad_input, step_timeout, isolate, fail_fast, overwrite, quiet) -> None:
     """Run PIPELINE_FILE over the input and print the funnel.
 
     Every rejected row is kept in RUN/pass-*/rejected with its step and
     reason; query everything afterwards with `curator sql ... --run RUN`.
+    A step that crashes its worker, calls sys.exit or overruns step_timeout
+    has its shard quarantined (or stops the run with --on-bad-input fail).
+    Only one run at a time may use a run directory.
     """
+    if not faulthandler.is_enabled() and sys.stderr is not None and hasattr(sys.stderr, "fileno"):
+        try:
+            faulthandler.enable()  # a crash in this process still names the Python frame
+        except (OSError, ValueError, AttributeError):
+            pass
     pipeline = load_pipeline(pipeline_file, plugins.get_registry())
     if batch_size:
         pipeline.options.batch_size = batch_size
     if on_bad_input:
         pipeline.options.on_bad_input = on_bad_input
-    stats = run_pipeline(
-        pipeline,
-        output,
-        inputs=list(inputs) or None,
-        executor=executor,
-        workers=workers,
-        address=address,
-        fail_fast=fail_fast,
-        progress=not quiet,
-        overwrite=overwrite,
-    )
+    if step_timeout:
+        pipeline.options.step_timeout = step_timeout
+    try:
+        stats = run_pipeline(
+            pipeline,
+            output,
+            inputs=list(inputs) or None,
+            executor=executor,
+            workers=workers,
+            address=address,
+            fail_fast=fail_fast,
+            progress=not quiet,
+            overwrite=overwrite,
+            isolate=isolate,
+        )
+    except OSError as exc:
+        # Disk full, read-only or unwritable output: one line, no traceback.
+        raise CuratorError(os_error_message(exc, os.path.abspath(output))) from None
     click.echo(format_funnel(stats))

@@ -24,11 +24,22 @@ class Executor(Protocol):
     def close(self) -> None: ...
 
 
-def make_executor(kind: str, workers: int = 1, address: str | None = None, temp_dir: str | None = None) -> Executor:
+def make_executor(
+    kind: str,
+    workers: int = 1,
+    address: str | None = None,
+    temp_dir: str | None = None,
+    *,
+    step_timeout: float | None = None,
+    on_step_failure: str = "quarantine",
+    isolate: bool | None = None,
+) -> Executor:
+    """``step_timeout``, ``on_step_failure`` (quarantine | fail) and ``isolate``
+    (worker processes even for one worker) apply to the local executor."""
     if kind == "local":
         from curator.executors.local import LocalExecutor
 
-        return LocalExecutor(workers=workers)
+        return LocalExecutor(workers=workers, step_timeout=step_timeout, on_step_failure=on_step_failure, isolate=isolate)
     if kind == "ray":
         from curator.executors.ray import RayExecutor
 
