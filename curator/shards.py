@@ -206,7 +206,7 @@ class InputReader:
         reader = self._read_parquet if fmt == "parquet" else self._read_jsonl
         try:
             for table, bad in reader(unit):
-                yield self._normalise(table, bad, unit, check_utf8=fmt == "parquet")
+                yield self._normalise(table, bad, unit, fmt)
         except CuratorError:
             raise
         except Exception as exc:
@@ -219,12 +219,12 @@ class InputReader:
         self._seen_ids, self._row = set(), 0
         if fmt == "parquet":
             schema = pq.read_schema(unit.path)
-            table, _ = self._normalise(schema.empty_table(), None, unit)
+            table, _ = self._normalise(schema.empty_table(), None, unit, fmt)
             return table
         data, _problem = self._decompress(unit.path, limit=max_bytes)
         data = data[: data.rfind(b"\n") + 1] if len(data) >= max_bytes else data
         for table, bad in self._read_jsonl_lines(unit, data, set()):
-            return self._normalise(table, bad, unit)[0]
+            return self._normalise(table, bad, unit, "jsonl")[0]
         return _empty_contract()
 
     # -- problems
@@ -313,14 +313,15 @@ class InputReader:
             return
         too_deep = _too_deep_lines(data)
         table: pa.Table | None = None
-        # Arrow's parser rejects lone surrogates itself, but not bytes that are not UTF-8.
-        if not too_deep and _is_utf8(data):
+        # Arrow's parser rejects lone surrogates itself, but not bytes that are not
+        # UTF-8; and it crashes on a first line `null` and reads later ones as rows.
+        if not too_deep and _lines_are_objects(data) and _is_utf8(data):
             try:
                 # Fast path: Arrow's parser; it gives up on the first bad line.
                 table = pajson.read_json(io.BytesIO(data), read_options=pajson.ReadOptions(block_size=1 << 24))
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
                 table = None
-        if table is not None and _text_is_plain(table, self.spec.text_column):
+        if table is not None and _text_is_plain(table, self.spec.text_column) and not _has_nested(table, self.spec.text_column):
             for offset in range(0, max(table.num_rows, 1), self.batch_size):
                 yield table.slice(offset, self.batch_size), None
             return
@@ -384,6 +385,9 @@ class InputReader:
             if text is not None and not isinstance(text, str):
                 bad.append(_bad_row(raw.decode("utf-8"), f"text_not_string: {type(text).__name__}", where))
                 continue
+            for key, value in obj.items():
+                if isinstance(value, (dict, list)) and key != self.spec.text_column:
+                    obj[key] = json.dumps(value, ensure_ascii=False)  # see _nested_as_json
             obj[_LINE] = number
             good.append(obj)
             if len(good) >= self.batch_size:
@@ -394,7 +398,7 @@ class InputReader:
 
     # -- the contract
 
-    def _normalise(self, table: pa.Table, bad: pa.Table | None, unit: WorkUnit, check_utf8: bool = False) -> tuple[pa.Table, pa.Table | None]:
+    def _normalise(self, table: pa.Table, bad: pa.Table | None, unit: WorkUnit, fmt: str) -> tuple[pa.Table, pa.Table | None]:
         spec = self.spec
         n = table.num_rows
         lines = None
@@ -412,8 +416,10 @@ class InputReader:
 
         table = _plain_columns(table)
         table = _rename_reserved(table, spec)
+        if fmt == "jsonl":
+            table = _nested_as_json(table, spec.text_column)
 
-        if check_utf8:
+        if fmt == "parquet":
             invalid = _invalid_utf8_rows(table)
             if invalid:
                 if self.on_bad_input == "fail":
@@ -506,6 +512,15 @@ class InputReader:
                 seen.add(doc_id)
 
 
+def _lines_are_objects(data: bytes) -> bool:
+    """Whether every non-empty line starts with ``{`` (the fast path's precondition)."""
+    marks = np.frombuffer(data, dtype=np.uint8)
+    starts = np.flatnonzero(marks == 0x0A) + 1
+    starts = np.concatenate([[0], starts[starts < len(marks)]])
+    first = marks[starts]
+    return bool(np.all((first == 0x7B) | (first == 0x0A)))
+
+
 def _is_utf8(data: bytes) -> bool:
     try:
         data.decode("utf-8")
@@ -579,6 +594,16 @@ def _surrogate_field(obj: dict[str, Any]) -> str | None:
     return None
 
 
+def _has_nested(table: pa.Table, text_column: str) -> bool:
+    """Objects or arrays outside the text: the line reader keeps them as the JSON they were.
+
+    (Arrow's reader would give every object of a column the union of their
+    keys, turn ints in a float list into floats, and has been seen to build
+    list<struct> arrays it cannot read back.)
+    """
+    return any(pa.types.is_nested(f.type) for f in table.schema if f.name != text_column)
+
+
 def _text_is_plain(table: pa.Table, text_column: str) -> bool:
     if text_column not in table.column_names:
         return True
@@ -614,6 +639,21 @@ def _rename_reserved(table: pa.Table, spec: InputSpec) -> pa.Table:
                 new = RENAME_PREFIX + new
             names[i] = new
     return table.rename_columns(names)
+
+
+def _nested_as_json(table: pa.Table, text_column: str) -> pa.Table:
+    """JSONL objects and arrays are kept as JSON text, not as a struct/list type guessed per file.
+
+    JSON declares no schema: ``"meta"`` may be an object in one file and a
+    string or an object with other keys in the next, and a catalog cannot
+    union a struct with a string. Text always unions; DuckDB's ``->>`` and
+    ``json_extract`` read it. The line reader already encodes them from the
+    parsed line, exactly as they were; this covers anything else.
+    """
+    for i, field in enumerate(table.schema):
+        if field.name != text_column and pa.types.is_nested(field.type):
+            table = table.set_column(i, field.name, _as_json_strings(table.column(i)))
+    return table
 
 
 def _ids_as_strings(ids: pa.ChunkedArray, problems: dict[int, str]) -> pa.ChunkedArray | pa.Array:
@@ -687,17 +727,22 @@ def _repaired(table: pa.Table, column: str, row: int) -> str | None:
 
 
 def _writable(table: pa.Table) -> pa.Table:
-    """Columns Parquet cannot store (structs without fields, from ``{}``) become JSON text."""
+    """Objects Parquet or DuckDB cannot hold become JSON text.
+
+    Parquet cannot store a struct without fields (from ``{}``), and DuckDB
+    fails on, or worse corrupts its state reading, structs with a field named
+    ``""`` (from ``{"": ...}``).
+    """
     for i, field in enumerate(table.schema):
-        if _has_empty_struct(field.type):
+        if _awkward_struct(field.type):
             table = table.set_column(i, field.name, _as_json_strings(table.column(i)))
     return table
 
 
-def _has_empty_struct(t: pa.DataType) -> bool:
-    if pa.types.is_struct(t) and t.num_fields == 0:
+def _awkward_struct(t: pa.DataType) -> bool:
+    if pa.types.is_struct(t) and (t.num_fields == 0 or any(t.field(i).name == "" for i in range(t.num_fields))):
         return True
-    return pa.types.is_nested(t) and any(_has_empty_struct(t.field(i).type) for i in range(t.num_fields))
+    return pa.types.is_nested(t) and any(_awkward_struct(t.field(i).type) for i in range(t.num_fields))
 
 
 def _as_json_strings(column: pa.Array | pa.ChunkedArray) -> pa.Array:
