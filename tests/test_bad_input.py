@@ -440,3 +440,19 @@ def test_dictionary_encoded_and_large_string_text_are_accepted(tmp_path, registr
     con = accounted(tmp_path, run(tmp_path, registry, [folder]), n)
     assert con.execute("SELECT count(*) FROM kept").fetchone()[0] == n
     assert con.execute("SELECT text, text_stats__chars FROM kept WHERE id = 'c'").fetchone() == ("spam", 4)
+
+
+def test_null_lines_and_objects_with_empty_keys(tmp_path, registry):
+    # Arrow's JSON reader crashes the process on a first line `null` and reads later ones as rows;
+    # DuckDB fails (or corrupts its state) on a struct with a field named "".
+    lines = [b"null", b'{"id": "a", "text": "kept text", "meta": {"": 1, "0": null}}', b"null", b'{"id": "b", "text": "more text", "": "empty key"}']
+    path = write_lines(tmp_path / "nulls.jsonl", lines)
+    con = accounted(tmp_path, run(tmp_path, registry, [path]), 4)
+    assert {k: v[0] for k, v in quarantined(con).items()} == {f"{path}:1": "not_an_object: NoneType", f"{path}:3": "not_an_object: NoneType"}
+    assert con.execute("SELECT meta FROM kept WHERE id = 'a'").fetchone() == ('{"": 1, "0": null}',)
+    parquet = tmp_path / "empty_key.parquet"
+    pq.write_table(pa.table({"id": ["p"], "text": ["t"], "meta": pa.array([{"": "x", "0": None}])}), parquet)
+    again = tmp_path / "again"
+    again.mkdir()
+    con = accounted(again, run(again, registry, [parquet]), 1)
+    assert con.execute("SELECT meta FROM kept").fetchone() == ('{"": "x", "0": null}',)
