@@ -6,8 +6,6 @@ import json
 import os
 import time
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 from conftest import pipeline_file, write_jsonl
@@ -29,7 +27,7 @@ def invoke(*args):
 @pytest.mark.parametrize("size", [-5, 0])
 def test_batch_size_must_be_positive(tmp_path, registry, size):
     path = pipeline_file(tmp_path, f"batch_size: {size}\nsteps:\n  - step: text_stats\n")
-    with pytest.raises(ConfigError, match=rf"pipeline.yaml: field 'batch_size': Input should be greater than 0"):
+    with pytest.raises(ConfigError, match=r"pipeline.yaml: field 'batch_size': Input should be greater than 0"):
         load_pipeline(path, registry)
     result = invoke("validate", str(path))
     assert result.exit_code == 1 and "batch_size" in result.output and "Traceback" not in result.output
