@@ -205,7 +205,36 @@ def load_pipeline(path: str | Path, registry: StepRegistry | None = None) -> Pip
     return pipeline
 
 
+def expand_steps(specs: list[StepSpec], registry: StepRegistry) -> list[StepSpec]:
+    """Replace each composite step by its parts.
+
+    A step class may define ``expand(spec) -> list[StepSpec] | None`` (a
+    classmethod): a corpus-level step such as ``exact_dedup`` is one entry in
+    YAML but runs as a map part, a fit part and a filter part (see
+    docs/plugin-guide.md). ``None`` means "run as written", which also makes
+    expanding an expanded list a no-op.
+    """
+    out: list[StepSpec] = []
+    for spec in specs:
+        expand = getattr(registry.get(spec.type), "expand", None) if spec.type in registry else None
+        parts = expand(spec) if expand is not None else None
+        out.extend(parts if parts is not None else [spec])
+    return out
+
+
 def validate_pipeline(pipeline: Pipeline, registry: StepRegistry) -> None:
+    """Check every step as written, then expand composite steps and check their parts.
+
+    Expands ``pipeline.steps`` in place, so planning and running see the parts.
+    """
+    _check_steps(pipeline, registry)
+    expanded = expand_steps(pipeline.steps, registry)
+    if expanded != pipeline.steps:
+        pipeline.steps = expanded
+        _check_steps(pipeline, registry)
+
+
+def _check_steps(pipeline: Pipeline, registry: StepRegistry) -> None:
     source = pipeline.source
     errors: list[str] = []
     batch_size = pipeline.options.batch_size
