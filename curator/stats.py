@@ -62,6 +62,10 @@ def collect(run_dir: Path) -> dict[str, Any]:
             }
         )
         remaining -= n_rejected
+        fit_result = funnel[-1]["result"]
+        if isinstance(fit_result, dict) and isinstance(fit_result.get("warnings"), list):
+            # a fit step that trained something useless says so here, in `curator stats` and the report
+            warnings.extend(str(w) for w in fit_result["warnings"])
     total_rejected = sum(sum(r.values()) for r in rejected.values())
     return {
         "run": str(run_dir),

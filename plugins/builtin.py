@@ -7,7 +7,7 @@ DuckDB for a quantile over a score column of the whole corpus, and a later
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import duckdb
 import numpy as np
@@ -110,6 +110,10 @@ class PercentileThreshold(FitStep):
         column: str = Field(description="numeric column to take the quantile of")
         keep_top_percent: float | None = Field(None, gt=0, le=100, description="threshold keeps this top share")
         quantile: float | None = Field(None, ge=0, le=1, description="or: the quantile itself (0.3 = 30th percentile)")
+        ties: Literal["include", "exclude"] = Field(
+            "include", description="rows tied at the threshold: 'include' keeps them all (share may exceed the target), 'exclude' drops them (share may fall short)"
+        )
+        tolerance: float = Field(5.0, ge=0, description="warn when the share at or above the threshold misses the target by more than this many percentage points")
 
         @model_validator(mode="after")
         def _one(self) -> PercentileThreshold.Params:
@@ -118,10 +122,31 @@ class PercentileThreshold(FitStep):
             return self
 
     def fit(self, ctx: FitContext) -> dict[str, Any]:
-        q = self.params.quantile if self.params.quantile is not None else 1 - self.params.keep_top_percent / 100
-        column = self.params.column.replace('"', '""')
-        threshold, rows = ctx.execute(f'SELECT quantile_cont("{column}", {q}), count("{column}") FROM corpus').fetchone()
-        return {"threshold": threshold, "quantile": q, "rows": rows}
+        p = self.params
+        q = p.quantile if p.quantile is not None else 1 - p.keep_top_percent / 100
+        column = '"' + p.column.replace('"', '""') + '"'
+        threshold, rows, distinct = ctx.execute(f"SELECT quantile_cont({column}, {q}), count({column}), count(DISTINCT {column}) FROM corpus").fetchone()
+        result: dict[str, Any] = {"threshold": threshold, "quantile": q, "rows": rows, "distinct_values": distinct, "warnings": []}
+        if threshold is None or not rows:
+            return result
+        # Ties are decided here, not by float noise: count what sits exactly at the cut.
+        tied, above = ctx.execute(f"SELECT count(*) FILTER (WHERE {column} = ?), count(*) FILTER (WHERE {column} > ?) FROM corpus", [threshold, threshold]).fetchone()
+        if tied and p.ties == "exclude":
+            higher = ctx.execute(f"SELECT min({column}) FROM corpus WHERE {column} > ?", [threshold]).fetchone()[0]
+            threshold = higher if higher is not None else threshold
+            result["threshold"] = threshold
+            kept = above
+        else:
+            kept = above + tied
+        target = 100 * (1 - q)
+        share = 100 * kept / rows
+        result.update({"tied_rows": tied, "kept_rows": kept, "kept_percent": round(share, 3), "target_percent": round(target, 3)})
+        if abs(share - target) > p.tolerance:
+            result["warnings"].append(
+                f"step {self.name!r}: the threshold {threshold:.6g} on {p.column} keeps {share:.1f}% of rows, not {target:.1f}%: "
+                f"{tied:,} rows are tied at it and the column has {distinct:,} distinct values (ties: {p.ties})"
+            )
+        return result
 
 
 @hookimpl

@@ -91,12 +91,16 @@ class FastTextTrain(FitStep):
         balance: Literal["downsample", "upsample", "none"] = Field("downsample", description="class balance")
         holdout_fraction: float = Field(0.1, ge=0, lt=1, description="share of seeds held out for evaluation")
         eval_threshold: float = Field(0.5, description="threshold at which precision/recall/F1/confusion are reported")
-        word_ngrams: int = Field(2, ge=1, description="fastText wordNgrams (DCLM: 2)")
-        dim: int = Field(100, ge=1, description="fastText dim")
-        epoch: int = Field(5, ge=1, description="fastText epoch")
-        lr: float = Field(0.1, gt=0, description="fastText lr")
+        word_ngrams: int | None = Field(None, ge=1, description="fastText wordNgrams (default: chosen for the seed count; DCLM: 2)")
+        dim: int | None = Field(None, ge=1, description="fastText dim (default: chosen for the seed count)")
+        epoch: int | None = Field(None, ge=1, description="fastText epoch (default: chosen for the seed count)")
+        lr: float | None = Field(None, gt=0, description="fastText lr (default: chosen for the seed count)")
         min_count: int = Field(1, ge=1, description="fastText minCount")
         bucket: int = Field(200_000, ge=0, description="hash buckets for n-grams (2M gives ~800 MB models)")
+        search: bool | None = Field(None, description="pick lr/epoch/n-grams by 3-fold cross-validation on the training seeds (default: when fewer than 2,000 seeds and no setting is given)")
+        min_auc: float = Field(0.6, ge=0, le=1, description="warn (error with strict) when the held-out or cross-validated ROC-AUC is below this")
+        min_spread: float = Field(0.02, ge=0, description="warn (error with strict) when the scores' interdecile range is below this: the model does not separate anything")
+        strict: bool = Field(False, description="a model that fails the checks stops the run instead of warning")
         threads: int = Field(1, ge=1, description="training threads (1 = reproducible)")
         seed: int = Field(42, description="seed for sampling, hold-out split and training")
 
@@ -154,14 +158,12 @@ class FastTextTrain(FitStep):
             n = max(len(train_pos), len(train_neg))
             train_pos = [train_pos[i % len(train_pos)] for i in range(n)]
             train_neg = [train_neg[i % len(train_neg)] for i in range(n)]
+        settings, search = choose_settings(train_pos, train_neg, p)
         train = [f"__label__{POSITIVE} {t}" for t in train_pos] + [f"__label__{NEGATIVE} {t}" for t in train_neg]
         rng.shuffle(train)
         train_file = ctx.artifact_dir / "train.txt"
         train_file.write_text("\n".join(train) + "\n", encoding="utf-8")
-        model, attempts = train_supervised(
-            str(train_file), wordNgrams=p.word_ngrams, dim=p.dim, epoch=p.epoch, lr=p.lr, minCount=p.min_count,
-            bucket=p.bucket, thread=p.threads, seed=p.seed, verbose=0,
-        )
+        model, attempts = train_supervised(str(train_file), **settings, minCount=p.min_count, bucket=p.bucket, thread=p.threads, seed=p.seed, verbose=0)
         model_path = ctx.artifact_dir / "model.bin"
         model.save_model(str(model_path))
         train_file.unlink()  # the seeds stay queryable; the model is the artifact
@@ -169,18 +171,109 @@ class FastTextTrain(FitStep):
         if hold:
             scores = _positive_probability(model, [t for t, _ in hold], f"__label__{POSITIVE}")
             evaluation = binary_metrics(np.array([y for _, y in hold]), scores, p.eval_threshold)
+        spread_docs = [t for t, _ in hold] + train_pos[:500] + train_neg[:500]
+        spread = score_spread(_positive_probability(model, spread_docs, f"__label__{POSITIVE}"))
+        warnings = check_model(self.name, evaluation, search, spread, p)
         (ctx.artifact_dir / "eval.json").write_text(json.dumps(evaluation, indent=1))
-        return {
+        result = {
             "roc_auc": evaluation.get("roc_auc"),
             "f1": evaluation.get("f1"),
+            "cv_auc": search.get("cv_auc") if search else None,
+            "score_spread": spread,
             "model_path": str(model_path),
             "positive_label": f"__label__{POSITIVE}",
             "train_positive": len(train_pos),
             "train_negative": len(train_neg),
             "holdout": len(hold),
+            "settings": settings,
             "training_attempts": attempts,
             "eval": evaluation,
+            "warnings": warnings,
         }
+        if search:
+            result["search"] = search
+        return result
+
+
+def auto_settings(n_seeds: int) -> dict[str, Any]:
+    """fastText settings that learn from this many seeds.
+
+    fastText's defaults (lr 0.1, 5 epochs) are made for millions of lines: on
+    a few dozen seeds they barely move the weights and every score stays at
+    0.5 ± 1e-5 (issue 9). Few seeds need many passes and a high rate; a small
+    dim keeps such a model from memorising.
+    """
+    if n_seeds < 200:
+        return {"lr": 0.5, "epoch": 50, "wordNgrams": 2, "dim": 32}
+    if n_seeds < 2000:
+        return {"lr": 0.3, "epoch": 25, "wordNgrams": 2, "dim": 64}
+    return {"lr": 0.1, "epoch": 5, "wordNgrams": 2, "dim": 100}
+
+
+# A small grid around the seed-count defaults; wordNgrams >= 2 everywhere (wordNgrams=1 hits NaN, NOTES).
+SEARCH_GRID = [
+    {"lr": 0.1, "epoch": 25}, {"lr": 0.5, "epoch": 25}, {"lr": 0.5, "epoch": 50},
+    {"lr": 1.0, "epoch": 50}, {"lr": 0.5, "epoch": 50, "minn": 3, "maxn": 5},
+]
+
+
+def choose_settings(pos: list[str], neg: list[str], p: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The training settings: given ones, else the seed-count defaults, refined by a small CV search on few seeds."""
+    n = len(pos) + len(neg)
+    settings = auto_settings(n)
+    given = {"lr": p.lr, "epoch": p.epoch, "wordNgrams": p.word_ngrams, "dim": p.dim}
+    settings.update({k: v for k, v in given.items() if v is not None})
+    search = p.search if p.search is not None else (n < 2000 and all(v is None for v in given.values()))
+    if not search or min(len(pos), len(neg)) < 6:
+        return settings, None
+    tried = []
+    for candidate in SEARCH_GRID:
+        trial = {**settings, **{k: v for k, v in candidate.items() if given.get(k) is None}}
+        tried.append({"settings": trial, "cv_auc": cross_validated_auc(pos, neg, trial, p)})
+    best = max(tried, key=lambda t: (t["cv_auc"] if t["cv_auc"] is not None else -1))
+    return best["settings"], {"cv_auc": best["cv_auc"], "tried": tried}
+
+
+def cross_validated_auc(pos: list[str], neg: list[str], settings: dict[str, Any], p: Any, folds: int = 3) -> float | None:
+    """ROC-AUC of out-of-fold scores (pooled over folds) on the training seeds."""
+    import tempfile
+
+    docs = [(t, True) for t in pos] + [(t, False) for t in neg]
+    order = list(range(len(docs)))
+    random.Random(p.seed).shuffle(order)
+    scores = np.zeros(len(docs))
+    with tempfile.TemporaryDirectory(prefix="curator-ft-cv-") as tmp:
+        for fold in range(folds):
+            test = set(order[fold::folds])
+            train = [f"__label__{POSITIVE if y else NEGATIVE} {t}" for i, (t, y) in enumerate(docs) if i not in test]
+            path = Path(tmp) / f"fold{fold}.txt"
+            path.write_text("\n".join(train) + "\n", encoding="utf-8")
+            model, _ = train_supervised(str(path), **settings, minCount=p.min_count, bucket=p.bucket, thread=1, seed=p.seed, verbose=0)
+            idx = sorted(test)
+            scores[idx] = _positive_probability(model, [docs[i][0] for i in idx], f"__label__{POSITIVE}")
+    from curator.metrics import roc_auc
+
+    return roc_auc(np.array([y for _, y in docs]), scores)
+
+
+def score_spread(scores: np.ndarray) -> float:
+    """The 10th-90th percentile range of the scores: ~0 when the model gives everything the same score."""
+    return float(np.percentile(scores, 90) - np.percentile(scores, 10)) if len(scores) else 0.0
+
+
+def check_model(step: str, evaluation: dict[str, Any], search: dict[str, Any] | None, spread: float, p: Any) -> list[str]:
+    """Say loudly when a trained model is useless: near-chance AUC or scores that do not spread."""
+    problems = []
+    auc, what = evaluation.get("roc_auc"), f"held-out ROC-AUC on {evaluation.get('n', 0)} seeds"
+    if (auc is None or evaluation.get("n", 0) < 20) and search and search.get("cv_auc") is not None:
+        auc, what = search["cv_auc"], "cross-validated ROC-AUC on the training seeds"
+    if auc is not None and auc < p.min_auc:
+        problems.append(f"step {step!r}: {what} is {auc:.3f} (< min_auc {p.min_auc}): the classifier is near chance; more or cleaner seeds are needed")
+    if spread < p.min_spread:
+        problems.append(f"step {step!r}: scores spread over only {spread:.2g} between the 10th and 90th percentile (< min_spread {p.min_spread}): the model does not separate the seeds")
+    if problems and p.strict:
+        raise ConfigError("; ".join(problems) + " (strict: true)")
+    return problems
 
 
 def train_supervised(path: str, **params: Any) -> tuple[Any, int]:

@@ -68,7 +68,7 @@ def run(pipeline_file, inputs, output, executor, address, workers, batch_size, o
         except (OSError, ValueError, AttributeError):
             pass
     pipeline = load_pipeline(pipeline_file, plugins.get_registry())
-    if batch_size:
+    if batch_size is not None:
         pipeline.options.batch_size = batch_size
     if on_bad_input:
         pipeline.options.on_bad_input = on_bad_input

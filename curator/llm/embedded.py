@@ -133,3 +133,40 @@ class EmbeddedBackend(LLMBackend):
 
     def close(self) -> None:
         self.llm.close()
+
+
+class TokenLoss:
+    """The embedded model's mean next-token loss on a document's first tokens (a fluency signal).
+
+    Needs the logits of every position, so it is a second llama.cpp context
+    with ``logits_all`` and a context just big enough; the cost is the model's
+    output layer over a 262k vocabulary at every position (~1–2 s per 256
+    tokens on 2 cores).
+    """
+
+    def __init__(self, max_tokens: int = 256, model_path: str | None = None, n_threads: int | None = None) -> None:
+        from llama_cpp import Llama
+
+        self.max_tokens = max_tokens
+        self.llm = Llama(
+            model_path=model_path or default_model_path(), n_ctx=max(64, max_tokens + 8), n_threads=n_threads or os.cpu_count() or 1,
+            n_batch=max(64, max_tokens + 8), logits_all=True, verbose=False,
+        )
+
+    def mean_loss(self, text: str) -> float:
+        """Mean negative log-probability (nats per token) of the text's first tokens; NaN for text too short to measure."""
+        text = " ".join(text.split())
+        tokens = self.llm.tokenize(text.encode("utf-8", "replace"), add_bos=True, special=False)[: self.max_tokens]
+        if len(tokens) < 3:
+            return float("nan")
+        self.llm.reset()
+        self.llm.eval(tokens)
+        logits = self.llm.scores[: len(tokens) - 1]
+        top = logits.max(axis=1)
+        log_norm = top + np.log(np.exp(logits - top[:, None]).sum(axis=1))
+        picked = logits[np.arange(len(tokens) - 1), tokens[1:]]
+        loss = float(np.mean(log_norm - picked))
+        return loss if np.isfinite(loss) else float("nan")
+
+    def close(self) -> None:
+        self.llm.close()
