@@ -59,10 +59,14 @@ def human_few_shot(folder: Path) -> tuple[Path, set[str]]:
 def classifier_auc(seeds_run: Path, folder: Path) -> tuple[float | None, float]:
     """Train fastText on a run's seeds and score the human-judged documents."""
     seeds_table = seeds_run / "artifacts" / "seeds" / "seeds.parquet"
-    labels = duckdb.sql(f"SELECT count(DISTINCT label) FROM read_parquet('{seeds_table}')").fetchall()[0][0]
-    if labels < 2:
+    rows = duckdb.sql(f"SELECT text, label FROM read_parquet('{seeds_table}')").fetchall()
+    if len({label for _, label in rows}) < 2:
         return None, 0.0
-    train = StepSpec(type="fasttext_train", name="train", params={"seeds_sql": f"SELECT text, label FROM read_parquet('{seeds_table}')", "holdout_fraction": 0}, line=1)
+    # the SQL sandbox reads only the run's own files: hand the seeds over as files
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, wanted in (("pos", 1), ("neg", 0)):
+        (folder / f"{name}.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t, label in rows if label == wanted))
+    train = StepSpec(type="fasttext_train", name="train", params={"positive_files": [str(folder / "pos.jsonl")], "negative_files": [str(folder / "neg.jsonl")], "holdout_fraction": 0}, line=1)
     score = StepSpec(type="fasttext_quality", name="q", params={"model": "${train.model_path}"}, line=2)
     started = time.perf_counter()
     run([train, score], [str(HUMAN)], folder / "clf")
