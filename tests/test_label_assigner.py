@@ -1,0 +1,236 @@
+"""The label assigner: taxonomy files, the real embedded LLM labelling AG News, fastText distillation, assignment."""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+import pytest
+from conftest import SHARED_DATA, pipeline_file, read_jsonl, write_jsonl
+
+from curator.config import load_pipeline
+from curator.errors import ConfigError
+from curator.runner import run_pipeline
+from curator_plugins.label_prompts import load_taxonomy
+
+AG_NEWS = SHARED_DATA / "topics" / "ag_news_test.jsonl.gz"
+WEBORG_TOPICS = SHARED_DATA / "web" / "weborganizer_topics.yaml"
+AG_LABELS = ["World", "Sports", "Business", "Sci/Tech"]
+
+AG_TAXONOMY = """labels:
+  - name: World
+    description: world news, politics, conflicts and diplomacy
+  - name: Sports
+    description: sports news, games, teams and athletes
+  - name: Business
+    description: business, companies, markets and the economy
+  - name: Sci/Tech
+    description: science and technology, computers, internet and space
+"""
+
+
+def con(run):
+    return duckdb.connect(str(run / "curator.duckdb"), read_only=True)
+
+
+def result_of(summary, step):
+    return next(f for f in summary["funnel"] if f["step"] == step)["result"]
+
+
+@pytest.fixture(scope="module")
+def ag_news(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ag")
+    rows = [{"id": r["id"], "text": r["text"], "label": r["label"]} for r in read_jsonl(AG_NEWS)]
+    # a spread of the four classes (the file is not ordered by class, but take every 19th to be sure)
+    write_jsonl(tmp / "ag.jsonl", rows[::19][:160])
+    (tmp / "ag_labels.yaml").write_text(AG_TAXONOMY)
+    return tmp
+
+
+# -- taxonomy files (no LLM)
+
+
+def test_weborganizer_prompt_file_is_a_taxonomy():
+    labels = load_taxonomy(WEBORG_TOPICS)
+    assert len(labels) == 24
+    names = [label["name"] for label in labels]
+    assert names[0] == "Adult Content" and "Software Development" in names and "Finance & Business" in names
+    software = next(label for label in labels if label["name"] == "Software Development")
+    assert software["description"].startswith("Includes: algorithms")
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("- {name: A}\n- {name: a}\n", "appears twice"),
+        ("- {name: A}\n", "at least 2 labels"),
+        ("- {name: A}\n- {description: x}\n", "label 2: needs a non-empty `name`"),
+        ("- {name: A}\n- {name: other}\n", "reserved"),
+        ("- {name: A, colour: red}\n- {name: B}\n", "unknown keys ['colour']"),
+        ("just: [a mapping]\n", "a mapping with `labels:`"),
+        ("[unclosed\n", "not valid YAML"),
+        ("\n".join(f"- n{i}" for i in range(27)), "at most 26"),
+    ],
+)
+def test_bad_taxonomy_files_are_named(tmp_path, text, message):
+    path = tmp_path / "t.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_taxonomy(path)
+    assert message in str(err.value) and str(path) in str(err.value)
+
+
+def test_json_and_bare_names_are_accepted(tmp_path):
+    (tmp_path / "t.json").write_text(json.dumps([{"name": "Cats", "description": "felines"}, {"name": "Dogs"}]))
+    assert load_taxonomy(tmp_path / "t.json") == [{"name": "Cats", "description": "felines"}, {"name": "Dogs", "description": ""}]
+    (tmp_path / "n.yaml").write_text("- Cats\n- Dogs\n")
+    assert [label["name"] for label in load_taxonomy(tmp_path / "n.yaml")] == ["Cats", "Dogs"]
+
+
+# -- the student alone: fastText on gold labels (no LLM), then assignment
+
+
+def test_train_and_assign_on_gold_labels(ag_news, tmp_path, registry):
+    text = f"""
+steps:
+  - step: label_train
+    name: train
+    sql: SELECT text, label FROM corpus
+  - step: label_assign
+    name: labels
+    model: ${{train.model_path}}
+    top_k: 2
+    top_floor: 0.2
+  - step: label_assign
+    name: sure
+    model: ${{train.model_path}}
+    min_confidence: 0.9
+"""
+    rows = [{"id": r["id"], "text": r["text"], "label": r["label"]} for r in read_jsonl(AG_NEWS)][:1200] + [{"id": "blank", "text": "   "}]
+    write_jsonl(tmp_path / "in.jsonl", rows)
+    summary = run_pipeline(load_pipeline(pipeline_file(tmp_path, text), registry), tmp_path / "run", inputs=[str(tmp_path / "in.jsonl")], progress=False)
+    train = result_of(summary, "train")
+    assert train["holdout"] >= 200 and train["accuracy"] > 0.6 and train["macro_f1"] > 0.6, train
+    assert set(train["eval"]["confusion"]) == set(AG_LABELS) and not train["warnings"]
+    db = con(tmp_path / "run")
+    assert db.execute("SELECT count(*) FROM kept").fetchone()[0] == len(rows) and summary["balanced"]
+    got = dict(db.execute("SELECT labels__label, count(*) FROM kept GROUP BY 1").fetchall())
+    assert set(got) <= set(AG_LABELS) | {"other"} and sum(got.values()) == len(rows)
+    assert db.execute("SELECT labels__label, labels__confidence FROM kept WHERE id = 'blank'").fetchone() == ("other", 0.0)
+    # the classifier agrees with the gold label on most (training) documents; confidences are probabilities
+    agree, lo, hi = db.execute("SELECT avg((labels__label = label)::int), min(labels__confidence), max(labels__confidence) FROM kept WHERE id <> 'blank'").fetchone()
+    assert agree > 0.8 and 0 <= lo <= hi <= 1
+    # top_labels: the top label first, every listed label at or above the floor
+    for top, label in db.execute("SELECT labels__top_labels, labels__label FROM kept WHERE id <> 'blank'").fetchall():
+        assert 1 <= len(top) <= 2 and (top[0] == label or not top)
+    # min_confidence: less sure documents are `other`, the rest keep the same label
+    others, differ = db.execute(
+        "SELECT count(*) FILTER (WHERE sure__label = 'other'), count(*) FILTER (WHERE sure__label <> 'other' AND sure__label <> labels__label) FROM kept"
+    ).fetchone()
+    assert 0 < others < len(rows) and differ == 0
+
+
+def test_train_warns_when_labels_are_noise(tmp_path, registry):
+    rows = [{"id": r["id"], "text": r["text"], "label": AG_LABELS[i % 4]} for i, r in enumerate(read_jsonl(AG_NEWS, limit=400))]
+    write_jsonl(tmp_path / "in.jsonl", rows)
+    text = "steps:\n  - step: label_train\n    name: train\n    sql: SELECT text, label FROM corpus\n"
+    summary = run_pipeline(load_pipeline(pipeline_file(tmp_path, text), registry), tmp_path / "run", inputs=[str(tmp_path / "in.jsonl")], progress=False)
+    train = result_of(summary, "train")
+    assert train["accuracy"] < 0.4 and any("commonest label" in w for w in train["warnings"])
+
+
+def test_few_shot_file_with_a_label_outside_the_taxonomy(ag_news, tmp_path, registry):
+    write_jsonl(tmp_path / "shots.jsonl", [{"text": "Stocks rose.", "label": "Business"}, {"text": "A goal.", "label": "Football"}])
+    text = f"""
+steps:
+  - step: label_llm
+    name: llm
+    taxonomy: {ag_news / "ag_labels.yaml"}
+    few_shot_file: {tmp_path / "shots.jsonl"}
+    sample_size: 2
+"""
+    with pytest.raises(ConfigError, match=r"shots.jsonl:2: label 'Football' is not in the taxonomy"):
+        run_pipeline(load_pipeline(pipeline_file(tmp_path, text), registry), tmp_path / "run", inputs=[str(ag_news / "ag.jsonl")], progress=False)
+
+
+# -- end to end with the real embedded model (12 LLM calls)
+
+pytest.importorskip("llama_cpp")
+
+E2E = """
+steps:
+  - step: label_taxonomy
+    name: taxonomy
+    path: {taxonomy}
+  - step: label_llm
+    name: llm
+    taxonomy: ${{taxonomy.taxonomy_path}}
+    sample_size: 12
+    kind: news article
+    label_column: label
+    few_shot_file: {shots}
+    few_shot: 4
+    max_doc_chars: 300
+  - step: label_train
+    name: train
+    holdout_fraction: 0
+  - step: label_assign
+    name: labels
+    model: ${{train.model_path}}
+"""
+
+
+@pytest.fixture(scope="module")
+def e2e(ag_news):
+    from curator import plugins
+
+    plugins.reset()
+    # few-shot examples from documents outside the corpus (AG News rows the run never reads)
+    shots = [{"text": r["text"], "label": r["label"]} for r in read_jsonl(AG_NEWS, limit=40)[1::7]]
+    write_jsonl(ag_news / "shots.jsonl", shots)
+    text = E2E.format(taxonomy=ag_news / "ag_labels.yaml", shots=ag_news / "shots.jsonl")
+    pipe = load_pipeline(pipeline_file(ag_news, text), plugins.get_registry())
+    summary = run_pipeline(pipe, ag_news / "run", inputs=[str(ag_news / "ag.jsonl")], progress=False)
+    return ag_news / "run", summary
+
+
+def test_llm_labels_table_with_distributions(e2e):
+    run, summary = e2e
+    db = con(run)
+    assert db.execute("SELECT name FROM taxonomy ORDER BY name").fetchall() == [(n,) for n in sorted(AG_LABELS)]
+    rows = db.execute("SELECT label, confidence, distribution, raw, error, backend, model, gold FROM llm_labels").fetchall()
+    assert len(rows) == 12
+    for label, confidence, distribution, raw, error, backend, model, gold in rows:
+        assert backend == "embedded" and model.startswith("gemma-3-270m") and raw and gold in AG_LABELS
+        if label is None:  # a failure is recorded with its reason, never guessed
+            assert error and confidence is None and distribution is None
+            continue
+        assert label in AG_LABELS  # never an unknown code
+        dist = json.loads(distribution)
+        assert set(dist) == set(AG_LABELS) and abs(sum(dist.values()) - 1) < 1e-3
+        assert confidence == pytest.approx(max(dist.values()), abs=1e-4) and dist[label] == max(dist.values())
+    llm = result_of(summary, "llm")
+    assert llm["llm_calls"] == 12 and llm["few_shot"] == 4 and llm["parsed"] + llm["failed"] == 12
+    assert llm["gold_agreement"]["n"] == llm["parsed"]
+
+
+def test_classifier_labels_every_document(e2e):
+    run, summary = e2e
+    db = con(run)
+    total, labelled, unknown = db.execute(
+        "SELECT count(*), count(labels__label), count(*) FILTER (WHERE labels__label NOT IN ('World', 'Sports', 'Business', 'Sci/Tech', 'other')) FROM kept"
+    ).fetchone()
+    assert total == labelled == 160 and unknown == 0
+    assert db.execute("SELECT count(*) FROM rejected").fetchone()[0] == 0 and summary["balanced"]
+    train = result_of(summary, "train")
+    llm_labels = {r[0] for r in db.execute("SELECT DISTINCT label FROM llm_labels WHERE label IS NOT NULL").fetchall()}
+    assert set(train["labels"]) == llm_labels  # the student learned exactly the labels the teacher gave
+
+
+def test_rerun_answers_from_the_cache(e2e, registry):
+    run, _ = e2e
+    folder = run.parent
+    text = E2E.format(taxonomy=folder / "ag_labels.yaml", shots=folder / "shots.jsonl").replace("holdout_fraction: 0", "holdout_fraction: 0\n    refit: false")
+    summary = run_pipeline(load_pipeline(pipeline_file(folder, text, "again.yaml"), registry), folder / "run2", inputs=[str(folder / "ag.jsonl")], progress=False)
+    llm = result_of(summary, "llm")
+    assert llm["llm_calls"] == 0 and llm["cached"] == 12
