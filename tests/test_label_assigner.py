@@ -234,3 +234,29 @@ def test_rerun_answers_from_the_cache(e2e, registry):
     summary = run_pipeline(load_pipeline(pipeline_file(folder, text, "again.yaml"), registry), folder / "run2", inputs=[str(folder / "ag.jsonl")], progress=False)
     llm = result_of(summary, "llm")
     assert llm["llm_calls"] == 0 and llm["cached"] == 12
+
+
+# -- curator run --set STEP.PARAM=VALUE (the real CLI, no LLM)
+
+
+def test_set_overrides_a_step_parameter(tmp_path):
+    from conftest import curator_cli
+
+    (tmp_path / "a.yaml").write_text("- Cats\n- Dogs\n")
+    (tmp_path / "b.yaml").write_text("- {name: Red, description: warm}\n- Green\n- Blue\n")
+    write_jsonl(tmp_path / "in.jsonl", [{"id": "1", "text": "a cat"}, {"id": "2", "text": "a dog"}])
+    pipe = pipeline_file(tmp_path, f"steps:\n  - step: label_taxonomy\n    name: taxonomy\n    path: {tmp_path / 'a.yaml'}\n")
+    curator_cli("run", str(pipe), "-i", str(tmp_path / "in.jsonl"), "-o", str(tmp_path / "run"), "-q", "--set", f"taxonomy.path={tmp_path / 'b.yaml'}")
+    names = [r[0] for r in con(tmp_path / "run").execute("SELECT name FROM taxonomy").fetchall()]
+    assert names == ["Red", "Green", "Blue"]
+    for override, message in [
+        ("nosuch.path=x", "the pipeline has no step named 'nosuch' (steps: taxonomy)"),
+        ("taxonomy.colour=red", "step 'taxonomy' (label_taxonomy) has no parameter 'colour'"),
+        ("taxonomy.generate={sample_size: 0}", "generate.sample_size: Input should be greater than or equal to 2"),
+        ("taxonomy.generate={sample_size: 20}", "give path: (a taxonomy file) or generate:"),
+        ("taxonomy.path=null", "give path: (a taxonomy file) or generate:"),
+        ("taxonomy", "expected STEP.PARAM=VALUE"),
+        ("taxonomy.seed=[1", "not valid YAML"),
+    ]:
+        proc = curator_cli("run", str(pipe), "-i", str(tmp_path / "in.jsonl"), "-o", str(tmp_path / "run2"), "-q", "--set", override, check=False)
+        assert proc.returncode != 0 and f"--set {override!r}" in proc.stderr and message in proc.stderr, proc.stderr

@@ -12,6 +12,7 @@ import click
 from curator import plugins
 from curator.config import load_pipeline
 from curator.errors import CuratorError
+from curator.overrides import apply_overrides
 from curator.runner import run_pipeline
 from curator.stats import format_funnel
 
@@ -53,7 +54,8 @@ def os_error_message(exc: OSError, output: str) -> str:
 @click.option("--fail-fast", is_flag=True, help="Stop at the first row a step raises on, instead of quarantining it.")
 @click.option("--overwrite", is_flag=True, help="Delete a different earlier run in --output and start again.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
-def run(pipeline_file, inputs, output, executor, address, workers, batch_size, on_bad_input, step_timeout, isolate, fail_fast, overwrite, quiet) -> None:
+@click.option("--set", "overrides", multiple=True, metavar="STEP.PARAM=VALUE", help="Override a step parameter (value parsed as YAML; repeatable), e.g. --set taxonomy.path=labels.yaml.")
+def run(pipeline_file, inputs, output, executor, address, workers, batch_size, on_bad_input, step_timeout, isolate, fail_fast, overwrite, quiet, overrides) -> None:
     """Run PIPELINE_FILE over the input and print the funnel.
 
     Every rejected row is kept in RUN/pass-*/rejected with its step and
@@ -68,6 +70,8 @@ def run(pipeline_file, inputs, output, executor, address, workers, batch_size, o
         except (OSError, ValueError, AttributeError):
             pass
     pipeline = load_pipeline(pipeline_file, plugins.get_registry())
+    if overrides:
+        apply_overrides(pipeline, overrides, plugins.get_registry())
     if batch_size is not None:
         pipeline.options.batch_size = batch_size
     if on_bad_input:
