@@ -21,10 +21,13 @@ A pipeline file::
 
 from __future__ import annotations
 
+import glob
+import os
 import re
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -99,6 +102,8 @@ class Pipeline:
     options: PipelineOptions
     steps: list[StepSpec]
     source: str = "<pipeline>"
+    #: things a user should fix that do not stop the run (printed by `run` and `validate`)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -200,9 +205,115 @@ def load_pipeline(path: str | Path, registry: StepRegistry | None = None) -> Pip
         raise ConfigError(f"{path}: cannot read pipeline: {exc.strerror}") from None
     options, specs = parse_pipeline(text, str(path))
     pipeline = Pipeline(options=options, steps=specs, source=str(path))
+    resolve_paths(pipeline, registry)
     if registry is not None:
         validate_pipeline(pipeline, registry)
     return pipeline
+
+
+# Paths in a pipeline file are relative to the file, so `curator run /abs/path/pipeline.yaml`
+# works from any folder. A step parameter is a path when its Params field says so:
+#     model: str = Field(description="...", json_schema_extra={"path": True})
+# (a str, a list of str, or a nested model holding such fields). `--input` and `--output`
+# on the command line stay relative to the current directory, as in every shell command.
+
+
+def is_path_field(info: Any) -> bool:
+    """A Params field marked ``json_schema_extra={"path": True}`` (a file or glob the step reads)."""
+    extra = getattr(info, "json_schema_extra", None)
+    return isinstance(extra, dict) and bool(extra.get("path"))
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models inside an annotation such as ``Signals | None`` or ``list[FastTextSignal]``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
+
+
+def _matches(pattern: str) -> bool:
+    return os.path.isdir(pattern) or bool(glob.glob(pattern, recursive=True))
+
+
+def resolve_path(value: str, base: Path, where: str, warnings: list[str]) -> str:
+    """``value`` relative to ``base`` unless it is absolute, a URL or a ``${step.key}`` (a run artifact)."""
+    if not isinstance(value, str) or not value or "${" in value or "://" in value:
+        return value
+    expanded = os.path.expanduser(value)
+    if os.path.isabs(expanded):
+        return expanded
+    resolved = os.path.normpath(base / expanded)
+    if not _matches(resolved) and _matches(expanded):
+        # pipelines written before paths followed the file: still run, and say how to fix it
+        warnings.append(f"{where}: {value!r} is read relative to the current directory; write it relative to the pipeline file ({os.path.relpath(os.path.abspath(expanded), base)!r})")
+        return os.path.abspath(expanded)
+    return resolved
+
+
+def _each_path(value: Any, fn: Callable[[str, str], str], where: str) -> Any:
+    if isinstance(value, list):
+        return [fn(v, where) if isinstance(v, str) else v for v in value]
+    return fn(value, where) if isinstance(value, str) else value
+
+
+def map_path_params(model: type[BaseModel], params: dict[str, Any], fn: Callable[[str, str], str], where: str) -> dict[str, Any]:
+    """``params`` with ``fn(value, where)`` applied to every path parameter, nested models included."""
+    out = dict(params)
+    for key, value in params.items():
+        info = model.model_fields.get(key)
+        if info is None:
+            continue  # an unknown parameter: validation names it
+        here = f"{where}: field {key!r}"
+        if is_path_field(info):
+            out[key] = _each_path(value, fn, here)
+            continue
+        nested = _models_in(info.annotation)
+        if nested and isinstance(value, dict):
+            out[key] = map_path_params(nested[0], value, fn, here)
+        elif nested and isinstance(value, list):
+            out[key] = [map_path_params(nested[0], v, fn, here) if isinstance(v, dict) else v for v in value]
+    return out
+
+
+def _params_model(registry: StepRegistry, step_type: str) -> type[BaseModel] | None:
+    model = getattr(registry.get(step_type), "Params", None) if step_type in registry else None
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def resolve_paths(pipeline: Pipeline, registry: StepRegistry | None) -> None:
+    """Make ``input.path`` and path parameters absolute, relative to the pipeline file's folder."""
+    if pipeline.source.startswith("<"):
+        return  # parsed from a string: nothing to be relative to
+    base = Path(pipeline.source).resolve().parent
+
+    def resolve(value: str, where: str) -> str:
+        return resolve_path(value, base, where, pipeline.warnings)
+
+    spec = pipeline.options.input
+    if spec.path is not None:
+        spec.path = _each_path(spec.path, resolve, f"{pipeline.source}: field 'input.path'")
+    if registry is None:
+        return
+    for step in pipeline.steps:
+        model = _params_model(registry, step.type)
+        if model is not None:
+            step.params = map_path_params(model, step.params, resolve, f"{pipeline.source}:{step.line}: step {step.name!r}")
+
+
+def missing_paths(pipeline: Pipeline, registry: StepRegistry) -> list[str]:
+    """One line per path parameter (not a ``${...}`` artifact) that names no existing file."""
+    problems: list[str] = []
+
+    def check(value: str, where: str) -> str:
+        if value and "${" not in value and "://" not in value and not _matches(os.path.expanduser(value)):
+            problems.append(f"{where}: {value!r} does not exist")
+        return value
+
+    for step in pipeline.steps:
+        model = _params_model(registry, step.type)
+        if model is not None:
+            map_path_params(model, step.params, check, f"{pipeline.source}:{step.line}: step {step.name!r}")
+    return problems
 
 
 def expand_steps(specs: list[StepSpec], registry: StepRegistry) -> list[StepSpec]:

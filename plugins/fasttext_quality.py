@@ -83,8 +83,8 @@ class FastTextTrain(FitStep):
     class Params(Params):
         seeds_sql: str = Field("SELECT text, label FROM seeds", description="DuckDB query returning text and label columns")
         positive_values: list[str] = Field(["1", "true", "pos", "positive", "hq"], description="label values (as text) that mean positive")
-        positive_files: list[str] | None = Field(None, description="globs of positive documents (instead of seeds_sql)")
-        negative_files: list[str] | None = Field(None, description="globs of negative documents (instead of seeds_sql)")
+        positive_files: list[str] | None = Field(None, description="globs of positive documents (instead of seeds_sql)", json_schema_extra={"path": True})
+        negative_files: list[str] | None = Field(None, description="globs of negative documents (instead of seeds_sql)", json_schema_extra={"path": True})
         text_column: str = Field("text", description="text column of positive/negative files")
         max_per_class: int | None = Field(None, gt=0, description="cap per class (sampled with seed)")
         chunk_chars: int | None = Field(None, gt=0, description="split seeds longer than this into chunks (whole books as positives)")
@@ -344,7 +344,7 @@ class FastTextQuality(FilterStep):
     requires = REQUIRES
 
     class Params(Params):
-        model: str = Field(description="fastText .bin (e.g. ${fasttext_train.model_path} or a DCLM model)")
+        model: str = Field(description="fastText .bin (e.g. ${fasttext_train.model_path} or a DCLM model)", json_schema_extra={"path": True})
         positive_label: str = Field("__label__pos", description="label whose probability is the score (with or without __label__)")
         threshold: float | None = Field(None, description="keep documents with score >= threshold")
         pareto_alpha: float | None = Field(None, gt=0, description="NeMo-style sampling: keep if pareto(alpha) > 1 - score")

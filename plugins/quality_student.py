@@ -185,7 +185,7 @@ class QualityScore(MapStep):
     requires = REQUIRES
 
     class Params(Params):
-        model: str = Field(description="student.json from quality_student (${student.model_path})")
+        model: str = Field(description="student.json from quality_student (${student.model_path})", json_schema_extra={"path": True})
         max_chars: int = Field(100_000, gt=0, description="the n-gram model reads the first max_chars characters")
 
     def setup(self) -> None:

@@ -70,7 +70,7 @@ DEFAULT_FEW_SHOT = [
 class HumanLabels(Params):
     """A few documents people judged, used to weigh the teacher's signals (at most ``limit`` are read)."""
 
-    path: str = Field(description="JSONL (or .jsonl.gz) with text and a 0/1 label")
+    path: str = Field(description="JSONL (or .jsonl.gz) with text and a 0/1 label", json_schema_extra={"path": True})
     text_column: str = "text"
     label_column: str = "label"
     id_column: str = "id"
@@ -105,7 +105,7 @@ class SeedSelector(FitStep):
         where: str | None = Field(None, description="SQL condition on the corpus before sampling")
         stratify_by: str | None = Field(None, description="column or SQL expression to stratify the sample by")
         rubric: str = Field("fineweb_edu", description="'fineweb_edu' or your own rubric text (answers 0-5)")
-        few_shot_file: str | None = Field(None, description="JSONL with text and score (0-5) for few-shot examples")
+        few_shot_file: str | None = Field(None, description="JSONL with text and score (0-5) for few-shot examples", json_schema_extra={"path": True})
         few_shot: int = Field(3, ge=0, description="how many few-shot examples go in the prompt")
         max_doc_chars: int = Field(1200, ge=50, description="documents are cut to this many characters")
         label_column: str | None = Field(None, description="corpus column with human labels, for calibration")

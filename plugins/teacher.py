@@ -32,15 +32,15 @@ from curator.errors import ConfigError
 
 class FastTextSignal(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    model: str = Field(description="fastText .bin")
+    model: str = Field(description="fastText .bin", json_schema_extra={"path": True})
     label: str = Field("__label__pos", description="label whose probability is the signal")
     name: str = Field("fasttext", description="signal name (several fastText signals need distinct names)")
 
 
 class KenlmSignal(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    lm: str = Field(description="KenLM .bin/.arpa")
-    sp: str = Field(description="SentencePiece .model")
+    lm: str = Field(description="KenLM .bin/.arpa", json_schema_extra={"path": True})
+    sp: str = Field(description="SentencePiece .model", json_schema_extra={"path": True})
     name: str = Field("kenlm")
 
 

@@ -43,8 +43,8 @@ class Verify(FitStep):
     requires = REQUIRES
 
     class Params(Params):
-        reference: list[str] = Field(description="globs of clean held-out text (JSONL/Parquet), not used to train anything in the run")
-        sp: str = Field(description="SentencePiece model, e.g. ${lm.sp_path}")
+        reference: list[str] = Field(description="globs of clean held-out text (JSONL/Parquet), not used to train anything in the run", json_schema_extra={"path": True})
+        sp: str = Field(description="SentencePiece model, e.g. ${lm.sp_path}", json_schema_extra={"path": True})
         sample_docs: int = Field(2000, ge=10, description="documents per side (fewer when fewer were kept)")
         order: int = Field(3, ge=2, le=6, description="n-gram order of the two small models")
         max_reference_lines: int = Field(20_000, gt=0, description="reference lines the two models are measured on")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from curator import plugins
-from curator.config import load_pipeline
+from curator.config import load_pipeline, missing_paths
 from curator.errors import ConfigError
 from curator.preflight import check_steps_on_input
 from curator.runner import plan
@@ -16,14 +16,22 @@ from curator.runner import plan
 @click.option("--input", "-i", "inputs", multiple=True, metavar="GLOB", help="Check the steps against this input's columns (default: input.path).")
 def validate(pipeline_file: str, inputs: tuple[str, ...]) -> None:
     """Check a pipeline file: step names, parameters, references, dependencies, batch size,
-    and (given an input) SQL and column names against the input's columns."""
+    that its input and the files its steps read exist (paths in the file are relative to it),
+    and SQL and column names against the input's columns."""
     registry = plugins.get_registry()
     pipeline = load_pipeline(pipeline_file, registry)
+    for warning in pipeline.warnings:
+        click.secho(f"warning: {warning}", fg="yellow", err=True)
+    # files the steps read (models, reference text, labels) must exist; ${step.key} artifacts are made by the run
+    errors = missing_paths(pipeline, registry)
     patterns = list(inputs) or pipeline.options.input.paths
     if patterns:
-        errors = check_steps_on_input(pipeline, registry, patterns)
-        if errors:
-            raise ConfigError("\n".join(errors))
+        try:
+            errors += check_steps_on_input(pipeline, registry, patterns)
+        except ConfigError as exc:  # e.g. an input that matches no file
+            errors.append(str(exc))
+    if errors:
+        raise ConfigError("\n".join(errors))
     click.echo(f"{pipeline_file}: ok, {len(pipeline.steps)} steps" + ("" if patterns else " (no input given: columns not checked)"))
     for i, segment in enumerate(plan(pipeline, registry)):
         names = ", ".join(f"{s.name} ({s.type})" for s in segment.specs) or "(ingest only)"
