@@ -92,7 +92,7 @@ class LabelTaxonomy(FitStep):
     description = "fit: labels {name, description} from path: (YAML/JSON) or generate: (LLM on a sample); writes taxonomy.yaml and a `taxonomy` table"
 
     class Params(Params):
-        path: str | None = Field(None, description="YAML/JSON list of {name, description} (or WebOrganizer's choices: file)")
+        path: str | None = Field(None, description="YAML/JSON list of {name, description} (or WebOrganizer's choices: file)", json_schema_extra={"path": True})
         generate: Generate | None = Field(None, description="let the LLM propose the labels from a sample")
         llm: BackendConfig = Field(default_factory=BackendConfig, description="backend for generate:")
         seed: int = Field(0, description="sampling seed")
@@ -214,7 +214,7 @@ class LabelLLM(FitStep):
     description = "fit: the LLM labels a DuckDB sample with the taxonomy (next-token distribution over one-token label codes); writes `llm_labels`"
 
     class Params(Params):
-        taxonomy: str = Field(description="taxonomy file, usually ${taxonomy.taxonomy_path}")
+        taxonomy: str = Field(description="taxonomy file, usually ${taxonomy.taxonomy_path}", json_schema_extra={"path": True})
         llm: BackendConfig = Field(default_factory=BackendConfig, description="backend: embedded (default) or openai")
         sample_size: int = Field(300, ge=1, description="documents the LLM labels")
         seed: int = Field(0, description="sampling seed")
@@ -520,7 +520,7 @@ class LabelAssign(MapStep):
     requires = REQUIRES_FT
 
     class Params(Params):
-        model: str = Field(description="fastText model from label_train (${train.model_path})")
+        model: str = Field(description="fastText model from label_train (${train.model_path})", json_schema_extra={"path": True})
         min_confidence: float = Field(0.0, ge=0, le=1, description=f"below this the label is {OTHER!r}")
         top_k: int = Field(1, ge=1, description="with top_k > 1, <name>__top_labels lists up to k labels at or above top_floor")
         top_floor: float = Field(0.2, ge=0, le=1, description="probability a label needs to be listed in top_labels")
