@@ -55,7 +55,8 @@ def os_error_message(exc: OSError, output: str) -> str:
 @click.option("--overwrite", is_flag=True, help="Delete a different earlier run in --output and start again.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @click.option("--set", "overrides", multiple=True, metavar="STEP.PARAM=VALUE", help="Override a step parameter (value parsed as YAML; repeatable), e.g. --set taxonomy.path=labels.yaml.")
-def run(pipeline_file, inputs, output, executor, address, workers, batch_size, on_bad_input, step_timeout, isolate, fail_fast, overwrite, quiet, overrides) -> None:
+@click.option("--report", "write_html", is_flag=True, help="Also write RUN/report.html (see `curator report`).")
+def run(pipeline_file, inputs, output, executor, address, workers, batch_size, on_bad_input, step_timeout, isolate, fail_fast, overwrite, quiet, write_html, overrides) -> None:
     """Run PIPELINE_FILE over the input and print the funnel.
 
     Every rejected row is kept in RUN/pass-*/rejected with its step and
@@ -72,6 +73,8 @@ def run(pipeline_file, inputs, output, executor, address, workers, batch_size, o
     pipeline = load_pipeline(pipeline_file, plugins.get_registry())
     if overrides:
         apply_overrides(pipeline, overrides, plugins.get_registry())
+    for warning in pipeline.warnings:
+        click.secho(f"warning: {warning}", fg="yellow", err=True)
     if batch_size is not None:
         pipeline.options.batch_size = batch_size
     if on_bad_input:
@@ -95,3 +98,9 @@ def run(pipeline_file, inputs, output, executor, address, workers, batch_size, o
         # Disk full, read-only or unwritable output: one line, no traceback.
         raise CuratorError(os_error_message(exc, os.path.abspath(output))) from None
     click.echo(format_funnel(stats))
+    if write_html:
+        from curator.report import write_report
+
+        click.echo(f"report: {write_report(output)}")
+    else:
+        click.echo(f"report: curator report --run {output}  (or run with --report)")
