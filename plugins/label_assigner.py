@@ -57,6 +57,7 @@ from curator_plugins.label_prompts import (
     one_line,
     topic_prompt,
     write_taxonomy,
+    TOPIC_SHOTS,
 )
 from curator_plugins.seed_selector import SeedSelector
 
@@ -190,6 +191,9 @@ class LabelTaxonomy(FitStep):
             cache.close()
             backend.close()
         check_labels(labels, f"step {self.name!r}")
+        # a small base model tends to repeat the demonstrations' topics: say which labels may be echoes
+        shown = {name.casefold() for _, name in TOPIC_SHOTS}
+        echoes = [label["name"] for label in labels if label["name"].casefold() in shown]
         proposal = {
             "documents_read": len(texts),
             "generation_failed": failed,
@@ -200,7 +204,13 @@ class LabelTaxonomy(FitStep):
             "seconds": round(time.perf_counter() - started, 2),
             "backend": backend.name,
             "model": backend.model_id,
+            "echoes_examples": echoes,
+            "warnings": [],
         }
+        if len(echoes) == len(labels):
+            proposal["warnings"].append(
+                f"step {self.name!r}: every proposed label is one of the prompt's example topics: the model is echoing its examples, not reading the documents; review taxonomy.yaml or use a stronger model"
+            )
         return labels, proposal
 
 

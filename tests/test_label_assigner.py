@@ -260,3 +260,42 @@ def test_set_overrides_a_step_parameter(tmp_path):
     ]:
         proc = curator_cli("run", str(pipe), "-i", str(tmp_path / "in.jsonl"), "-o", str(tmp_path / "run2"), "-q", "--set", override, check=False)
         assert proc.returncode != 0 and f"--set {override!r}" in proc.stderr and message in proc.stderr, proc.stderr
+
+
+# -- label_taxonomy generate: (TnT-LLM phase 1)
+
+
+def test_generated_topics_are_cleaned_and_merged():
+    from curator_plugins.label_prompts import clean_topic, merge_topics
+
+    assert clean_topic(" sports news.\nText: more") == "Sports news"
+    assert clean_topic('"Cooking and recipes"') == "Cooking and recipes"
+    assert clean_topic("") is None and clean_topic("...") is None
+    assert clean_topic("a very long rambling answer that is not a topic at all") is None
+    counts = {"Sports": 3, "Sports news": 2, "Sport": 1, "Health": 2, "Cooking and recipes": 1, "Recipes": 1}
+    merged, examples = merge_topics(counts, {})
+    assert merged == {"Sports": 6, "Health": 2, "Recipes": 2}  # on a tie, the shorter name
+    assert sum(merged.values()) == sum(counts.values())
+
+
+def test_generate_proposes_a_taxonomy_that_labels_can_use(tmp_path, registry):
+    rows = [{"id": r["id"], "text": r["text"]} for r in read_jsonl(SHARED_DATA / "web" / "weborganizer_examples.jsonl.gz", limit=600)[::60]]
+    write_jsonl(tmp_path / "web.jsonl", rows)
+    text = """
+steps:
+  - step: label_taxonomy
+    name: taxonomy
+    generate: {sample_size: 6, batch_size: 3, max_labels: 3, min_count: 1}
+"""
+    summary = run_pipeline(load_pipeline(pipeline_file(tmp_path, text), registry), tmp_path / "run", inputs=[str(tmp_path / "web.jsonl")], progress=False)
+    result = result_of(summary, "taxonomy")
+    assert result["source"] == "generated" and result["documents_read"] == 6 and len(result["rounds"]) == 2
+    assert 2 <= result["n_labels"] <= 3 and result["llm_calls"] <= 6 + 3
+    # the file written is a taxonomy the other steps accept, and the table matches it
+    labels = load_taxonomy(result["taxonomy_path"])
+    assert [label["name"] for label in labels] == result["labels"]
+    assert all(label["description"] for label in labels)
+    assert [r[0] for r in con(tmp_path / "run").execute("SELECT name FROM taxonomy").fetchall()] == result["labels"]
+    # every chosen label was proposed for at least one document, the most frequent first
+    counts = [result["proposed"][name] for name in result["labels"]]
+    assert counts == sorted(counts, reverse=True) and min(counts) >= 1
