@@ -230,7 +230,7 @@ class LabelLLM(FitStep):
         seed: int = Field(0, description="sampling seed")
         where: str | None = Field(None, description="SQL condition on the corpus before sampling")
         stratify_by: str | None = Field(None, description="column or SQL expression to stratify the sample by")
-        few_shot_file: str | None = Field(None, description="JSONL of labelled examples (text, label = a taxonomy name)")
+        few_shot_file: str | None = Field(None, description="JSONL of labelled examples (text, label = a taxonomy name)", json_schema_extra={"path": True})
         few_shot: int = Field(8, ge=0, description="how many few-shot examples go in the prompt (spread over the labels)")
         few_shot_chars: int = Field(300, ge=20, description="few-shot examples are cut to this many characters")
         max_doc_chars: int = Field(800, ge=50, description="documents are cut to this many characters")
