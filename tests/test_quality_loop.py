@@ -55,7 +55,7 @@ def test_a_few_dozen_seeds_train_a_model_that_spreads(tmp_path, registry):
     write_jsonl(tmp_path / "seeds.jsonl", rows)
     summary = run(tmp_path, SEEDS_FROM_LABELS, [tmp_path / "seeds.jsonl"], registry)
     result = fit_result(summary, "train")
-    assert result["settings"]["epoch"] >= 25 and result["settings"]["lr"] >= 0.3  # chosen for the seed count
+    assert result["settings"]["epoch"] >= 25  # chosen for the seed count: fastText's 5 epochs learn nothing here
     assert result["search"]["tried"] and result["cv_auc"] is not None
     assert result["score_spread"] > 0.2
     assert not result["warnings"], result["warnings"]
