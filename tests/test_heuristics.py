@@ -89,14 +89,16 @@ def test_tokeniser_matches_spacy_word_for_word(docs):
 
 
 def test_fast_path_chunks_match_spacy():
-    """Chunks tokenised without spaCy (letters, letters + trailing punctuation) split as spaCy splits them."""
+    """Chunks tokenised without spaCy (words with brackets, quotes, trailing punctuation) split as spaCy splits them."""
     import spacy
 
     nlp = spacy.blank("en")
     voc = H.WordVocab()
     cases = ["hello", "hello,", "hello.", "Hello.", "world!", "word)", "cannot", "cannot,", "gonna", "etc.", "e.g.",
              "Mr.", "U.S.", "don't", "US.", "abc;", "naïve", "naïve.", "абмежаванняў.", "''For", "'s", "3.5", "5km",
-             "well-known", "http://example.com/a.b", "end.Next", "A.", "vs.", "...", "Jan.", "p.m.", "ok:"]
+             "well-known", "http://example.com/a.b", "end.Next", "A.", "vs.", "...", "Jan.", "p.m.", "ok:",
+             "Bros.,", "St.)", "word:)", "(:", "company's", "it's", "e-mail", "state-of-the-art.", "(word),", '"quoted."',
+             "café,", "café.", "1999.", "2019,", "10:30", "COVID-19", "x.", "USA.", "(see", "end.)", "ab's."]
     for chunk in cases:
         assert [voc.tokens[t] for t in voc.chunk_tokens(chunk)] == [t.text for t in nlp.tokenizer(chunk)], chunk
 
