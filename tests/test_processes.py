@@ -42,7 +42,7 @@ class Faulty(MapStep):
     description = "misbehaves on batches whose text holds `trigger`"
 
     class Params(Params):
-        how: str = Field("none", description="segfault | abort | exit | hang | none")
+        how: str = Field("none", description="segfault | abort | exit | hang | leak | none")
         trigger: str = "BOOM"
 
     def process(self, batch):
@@ -62,6 +62,12 @@ class Faulty(MapStep):
                 sys.exit(3)
             elif how == "hang":
                 time.sleep(3600)
+            elif how == "leak":
+                hoard = []
+                for _ in range(400):  # up to ~20 GB, 50 MB at a time, touched so it is resident
+                    hoard.append(bytearray(50 * 2**20))
+                    hoard[-1][::4096] = b"x" * len(hoard[-1][::4096])
+                    time.sleep(0.02)
         return {"chars": pa.array([len(t) for t in texts], pa.int64())}
 
 
@@ -267,6 +273,21 @@ def test_a_step_that_kills_its_worker_costs_only_its_shard(tmp_path, dolma_rows,
     assert stats["funnel"][0]["step"] == "faulty" and stats["funnel"][0]["reasons"] == {"error": 30}
     quarantine = curator_cli("sql", "SELECT count(*) AS n FROM quarantine", "--run", str(run), "--format", "json").stdout
     assert json.loads(quarantine)[0]["n"] == 30
+
+
+def test_a_step_that_leaks_memory_costs_only_its_shard(tmp_path, dolma_rows, env):
+    inputs = make_inputs(tmp_path / "in", dolma_rows)
+    pipe = pipeline(tmp_path, "leak")
+    run = tmp_path / "run"
+    proc = curator_cli("run", str(pipe), "-i", str(inputs), "-o", str(run), "-q", "--batch-size", "10", "--workers", "2",
+                       env={**env, "CURATOR_WORKER_MEMORY_MB": "1500"}, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr and "step 'faulty'" in proc.stderr and "memory limit" in proc.stderr
+    rows = documents(run)
+    assert len(rows) == 120
+    bad = [r for r in rows if r[1] is not None]
+    assert len(bad) == 30 and all("memory limit" in r[2] for r in bad)
+    assert json.loads((run / "stats.json").read_text())["balanced"]
 
 
 def test_on_bad_input_fail_stops_the_run_with_one_line(tmp_path, dolma_rows, env):

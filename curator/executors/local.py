@@ -221,6 +221,15 @@ def mark_unreadable(unit: WorkUnit, pass_dir: Path, problem: str) -> dict[str, A
     return stats
 
 
+def _rss_mb(pid: int | None) -> float:
+    """Resident memory of a process in MB (Linux /proc; 0 where it cannot be read)."""
+    try:
+        with open(f"/proc/{pid}/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 def _exit_description(exitcode: int | None) -> str:
     if exitcode is None:
         return "stopped"
@@ -275,11 +284,14 @@ class LocalExecutor:
         self.step_timeout = step_timeout
         self.on_step_failure = on_step_failure
         self.isolate = isolate
+        # a step that leaks costs its shard, not the machine: workers above this RSS are stopped
+        limit = os.environ.get("CURATOR_WORKER_MEMORY_MB")
+        self.memory_limit_mb = float(limit) if limit else None
 
     def _isolated(self) -> bool:
         if self.isolate is not None:
             return self.isolate
-        return self.workers > 1 or self.step_timeout is not None
+        return self.workers > 1 or self.step_timeout is not None or self.memory_limit_mb is not None
 
     def run_pass(self, steps: Sequence[Step], units: Sequence[WorkUnit], pass_dir: Path, options: PassOptions, on_done: OnShardDone) -> None:
         if not units:
@@ -380,18 +392,26 @@ class _Pool:
             if not worker.process.is_alive() or handle is worker.process.sentinel:
                 worker.process.join(timeout=1)
                 self._on_death(worker, f"crashed its worker ({_exit_description(worker.process.exitcode)})", queue)
-        if timeout is None:
-            return
+        limit = self.executor.memory_limit_mb
         for worker in list(self.workers):
             running = worker.step_running()
-            if worker.job is not None and running is not None and running[1] > timeout:
+            if worker.job is None:
+                continue
+            if timeout is not None and running is not None and running[1] > timeout:
                 worker.stop(kill=True)
                 self._on_death(worker, f"ran over step_timeout ({timeout:g} s on one batch); its worker was stopped", queue, index=running[0])
+            elif limit is not None and _rss_mb(worker.process.pid) > limit:
+                worker.stop(kill=True)
+                where = running[0] if running is not None else None
+                self._on_death(worker, f"used more than the worker memory limit ({limit:g} MB, CURATOR_WORKER_MEMORY_MB); its worker was stopped", queue, index=where)
 
     def _poll_seconds(self) -> float | None:
-        if self.executor.step_timeout is None:
-            return None
-        return min(1.0, max(0.05, self.executor.step_timeout / 4))
+        polls = []
+        if self.executor.step_timeout is not None:
+            polls.append(min(1.0, max(0.05, self.executor.step_timeout / 4)))
+        if self.executor.memory_limit_mb is not None:
+            polls.append(0.25)
+        return min(polls) if polls else None
 
     def _on_message(self, worker: _Worker, message: tuple[Any, ...], queue: deque[tuple[str, WorkUnit, tuple[Any, ...]]]) -> None:
         kind = message[0]
