@@ -1,6 +1,6 @@
 """The label assigner on real data: LLM labels vs gold, the distilled classifier vs gold on documents it never saw.
 
-    python bench/eval_labels.py [--corpus 2000] [--sizes 100 300] [--zero-shot-size 100] [--weborganizer]
+    python bench/eval_labels.py [--corpus 2000] [--sizes 100 300] [--zero-shot-size 100] [--weborganizer --web-sizes 100]
 
 AG News test (the 4 gold labels, with short descriptions, given as the taxonomy):
 a corpus of ``--corpus`` documents; the embedded LLM labels a sample of N
@@ -119,6 +119,7 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[100, 300])
     ap.add_argument("--zero-shot-size", type=int, default=100)
     ap.add_argument("--weborganizer", action="store_true")
+    ap.add_argument("--web-sizes", type=int, nargs="+", default=[100])
     ap.add_argument("--out", type=Path, default=RUNS / "eval_labels")
     args = ap.parse_args()
     import yaml
@@ -139,7 +140,7 @@ def main() -> None:
         names = [t["name"] for t in load_taxonomy(WEB_TOPICS)]
         folder = args.out / "weborganizer"
         corpus, shots = corpus_files(folder, [r for r in read_jsonl(WEB) if r.get("topic") in names], args.corpus, "topic", 24, names)
-        for n in args.sizes:
+        for n in args.web_sizes:
             results.append({"data": "weborganizer", **run_case(folder, corpus, WEB_TOPICS, n, shots, "web page", 500)})
             print(json.dumps(results[-1]), flush=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=1))

@@ -40,7 +40,7 @@ from tqdm import tqdm
 from curator import FitContext, FitStep, MapStep, Params, hookimpl
 from curator.errors import ConfigError
 from curator.llm import Answer, AnswerCache, BackendConfig, default_cache_path, grade_cached, make_backend
-from curator_plugins.fasttext_quality import _load_fasttext, auto_settings, normalise_one, prepare_lines, train_supervised
+from curator_plugins.fasttext_quality import SEARCH_GRID, _load_fasttext, auto_settings, normalise_one, prepare_lines, train_supervised
 from curator_plugins.label_prompts import (
     CODES,
     OTHER,
@@ -351,8 +351,9 @@ class LabelLLM(FitStep):
     def _table(self, sample: pa.Table, answers: list[Answer], names: list[str], choices: list[str], prior: dict[str, float] | None, backend: Any) -> pa.Table:
         label, code, confidence, distribution = [], [], [], []
         for a in answers:
-            if not a.ok:
-                label.append(None), code.append(None), confidence.append(None), distribution.append(None)
+            if not a.ok:  # recorded as failed: no label, never a guess
+                for column in (label, code, confidence, distribution):
+                    column.append(None)
                 continue
             probs = np.array([a.distribution[c] for c in choices])  # type: ignore[index]
             if prior is not None:
@@ -428,6 +429,7 @@ class LabelTrain(FitStep):
         epoch: int | None = Field(None, ge=1)
         lr: float | None = Field(None, gt=0)
         bucket: int = Field(200_000, ge=0)
+        search: bool | None = Field(None, description="pick lr/epoch/char n-grams by 3-fold cross-validated accuracy (default: under 2,000 examples and no setting given)")
         min_accuracy_over_chance: float = Field(0.05, ge=0, description="warn when held-out accuracy is within this of always answering the commonest label")
         strict: bool = Field(False, description="a near-chance model stops the run instead of warning")
         seed: int = 42
@@ -461,8 +463,7 @@ class LabelTrain(FitStep):
             k = int(len(group) * p.holdout_fraction) if len(group) >= 2 else 0
             hold += group[:k]
             train += group[k:]
-        settings = auto_settings(len(train))
-        settings.update({k: v for k, v in {"wordNgrams": p.word_ngrams, "dim": p.dim, "epoch": p.epoch, "lr": p.lr}.items() if v is not None})
+        settings, search = self._settings(ctx, train, ft)
         model, attempts = self._train(ctx, train, ft, settings)
         evaluation: dict[str, Any] = {"n": 0}
         if hold:
@@ -494,9 +495,45 @@ class LabelTrain(FitStep):
             "macro_f1": evaluation.get("macro_f1"),
             "eval": evaluation,
             "settings": settings,
+            "search": search,
             "training_attempts": attempts,
             "warnings": warnings,
         }
+
+    def _settings(self, ctx: FitContext, train: list[tuple[str, str, float]], ft: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """The seed-count defaults, refined by 3-fold cross-validated accuracy on few examples.
+
+        Measured on 300 AG News labels: the defaults for 200-2,000 examples (lr 0.3,
+        25 epochs) reach 0.33 accuracy on unseen documents even with gold labels;
+        lr 1.0, 50 epochs and character n-grams reach 0.74.
+        """
+        p = self.params
+        settings = auto_settings(len(train))
+        given = {"wordNgrams": p.word_ngrams, "dim": p.dim, "epoch": p.epoch, "lr": p.lr}
+        settings.update({k: v for k, v in given.items() if v is not None})
+        search = p.search if p.search is not None else (len(train) < 2000 and all(v is None for v in given.values()))
+        if not search or len(train) < 30:
+            return settings, None
+        tried = []
+        for candidate in [{}, *SEARCH_GRID, {"lr": 1.0, "epoch": 50, "minn": 3, "maxn": 5}]:
+            trial = {**settings, **{k: v for k, v in candidate.items() if given.get(k) is None}}
+            if any(t["settings"] == trial for t in tried):
+                continue
+            tried.append({"settings": trial, "cv_accuracy": self._cv_accuracy(ctx, train, ft, trial)})
+        best = max(tried, key=lambda t: t["cv_accuracy"])
+        return best["settings"], {"cv_accuracy": best["cv_accuracy"], "tried": tried}
+
+    def _cv_accuracy(self, ctx: FitContext, rows: list[tuple[str, str, float]], ft: dict[str, str], settings: dict[str, Any], folds: int = 3) -> float:
+        order = list(range(len(rows)))
+        random.Random(self.params.seed).shuffle(order)
+        names = {v: k for k, v in ft.items()}
+        right = 0
+        for fold in range(folds):
+            test = set(order[fold::folds])
+            model, _ = self._train(ctx, [r for i, r in enumerate(rows) if i not in test], ft, settings)
+            idx = sorted(test)
+            right += sum(a == rows[i][1] for a, i in zip(self._predict(model, [rows[i][0] for i in idx], names), idx))
+        return round(right / len(rows), 4)
 
     def _train(self, ctx: FitContext, rows: list[tuple[str, str, float]], ft: dict[str, str], settings: dict[str, Any]) -> tuple[Any, int]:
         p = self.params
@@ -555,7 +592,9 @@ class LabelAssign(MapStep):
         for row_labels, row_probs, is_empty in zip(labels, probs, empty):
             conf = float(min(1.0, row_probs[0])) if len(row_probs) else 0.0
             if is_empty or not row_labels:  # nothing to read: no topic
-                label.append(OTHER), confidence.append(0.0), top.append([])
+                label.append(OTHER)
+                confidence.append(0.0)
+                top.append([])
                 continue
             label.append(self._names[row_labels[0]] if conf >= p.min_confidence else OTHER)
             confidence.append(conf)
