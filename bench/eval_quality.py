@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -42,8 +43,9 @@ SCORES = {
 def evaluate(name: str, labels: Path, out: Path) -> list[dict]:
     pipeline = load_pipeline(REPO / "pipelines" / f"{name}.yaml", get_registry())
     inputs = [str((REPO / p).resolve()) if not Path(p).is_absolute() else p for p in pipeline.options.input.paths] + [str(labels)]
+    shutil.rmtree(out, ignore_errors=True)  # a fresh run: cached fit results would hide code changes
     started = time.perf_counter()
-    summary = run_pipeline(pipeline, out, inputs=inputs, progress=False, overwrite=True)
+    summary = run_pipeline(pipeline, out, inputs=inputs, progress=False)
     seconds = time.perf_counter() - started
     con = duckdb.connect(str(out / "curator.duckdb"), read_only=True)
     tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
