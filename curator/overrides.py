@@ -65,6 +65,9 @@ def apply_overrides(pipeline: Pipeline, overrides: Sequence[str], registry: Step
         try:
             cls.Params.model_validate({k: v for k, v in spec.params.items() if k not in refs})
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'parameters'}: {e['msg']}" for e in exc.errors())
-            raise ConfigError(f"--set {text!r}: step {step!r} ({spec.type}): {problems}") from None
+            # parameters given as ${step.key} are checked when the reference is resolved (as in config.py)
+            errors = [e for e in exc.errors() if not ((e["type"] == "missing" and e["loc"] and e["loc"][0] in refs) or (refs and not e["loc"]))]
+            if errors:
+                problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'parameters'}: {e['msg']}" for e in errors)
+                raise ConfigError(f"--set {text!r}: step {step!r} ({spec.type}): {problems}") from None
     validate_pipeline(pipeline, registry)

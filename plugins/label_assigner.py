@@ -230,7 +230,7 @@ class LabelLLM(FitStep):
         seed: int = Field(0, description="sampling seed")
         where: str | None = Field(None, description="SQL condition on the corpus before sampling")
         stratify_by: str | None = Field(None, description="column or SQL expression to stratify the sample by")
-        few_shot_file: str | None = Field(None, description="JSONL of labelled examples (text, label = a taxonomy name)", json_schema_extra={"path": True})
+        few_shot_file: str | None = Field(None, description="JSONL of labelled examples (text, label = a taxonomy name), or a YAML file with WebOrganizer-style demonstrations (text, choice)", json_schema_extra={"path": True})
         few_shot: int = Field(8, ge=0, description="how many few-shot examples go in the prompt (spread over the labels)")
         few_shot_chars: int = Field(300, ge=20, description="few-shot examples are cut to this many characters")
         max_doc_chars: int = Field(800, ge=50, description="documents are cut to this many characters")
@@ -260,14 +260,7 @@ class LabelLLM(FitStep):
         path = Path(p.few_shot_file)
         if not path.is_file():
             raise ConfigError(f"step {self.name!r}: few_shot_file {str(path)!r} does not exist")
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                text, label = row["text"], str(row["label"])
-            except (ValueError, KeyError, TypeError) as exc:
-                raise ConfigError(f"{path}:{n}: a few-shot example is a JSON object with text and label ({exc})") from None
+        for n, text, label in _examples(path):
             if label.casefold() not in names:
                 raise ConfigError(f"{path}:{n}: label {label!r} is not in the taxonomy ({', '.join(names.values())})")
             by_label.setdefault(names[label.casefold()], []).append(text)
@@ -380,6 +373,36 @@ class LabelLLM(FitStep):
         if self.params.label_column and self.params.label_column in sample.column_names:
             columns["gold"] = pa.array([None if v is None else str(v) for v in sample.column(self.params.label_column).to_pylist()], pa.string())
         return pa.table(columns)
+
+
+def _examples(path: Path) -> list[tuple[int | str, str, str]]:
+    """(where, text, label) from JSONL (text, label) or a YAML file with WebOrganizer's ``demonstrations:`` (text, choice)."""
+    if path.suffix in (".yaml", ".yml"):
+        import yaml
+
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        demos = data.get("demonstrations") if isinstance(data, dict) else None
+        if not isinstance(demos, list):
+            raise ConfigError(f"{path}: a YAML few-shot file needs a `demonstrations:` list of {{text, choice}}")
+        out: list[tuple[int | str, str, str]] = []
+        for i, d in enumerate(demos):
+            if not isinstance(d, dict) or not isinstance(d.get("text"), str) or d.get("choice") is None:
+                raise ConfigError(f"{path}: demonstrations[{i}]: needs text and choice")
+            out.append((f"demonstrations[{i}]", d["text"], str(d["choice"])))
+        return out
+    rows: list[tuple[int | str, str, str]] = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            rows.append((n, row["text"], str(row["label"])))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"{path}:{n}: a few-shot example is a JSON object with text and label ({exc})") from None
+    return rows
 
 
 def agreement(truth: list[Any], predicted: list[Any], names: list[str] | None = None) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -16,6 +17,7 @@ from curator_plugins.label_prompts import load_taxonomy
 AG_NEWS = SHARED_DATA / "topics" / "ag_news_test.jsonl.gz"
 WEBORG_TOPICS = SHARED_DATA / "web" / "weborganizer_topics.yaml"
 AG_LABELS = ["World", "Sports", "Business", "Sci/Tech"]
+REPO_PIPELINES = Path(__file__).resolve().parents[1] / "pipelines"
 
 AG_TAXONOMY = """labels:
   - name: World
@@ -252,6 +254,18 @@ def test_set_overrides_a_step_parameter(tmp_path):
     curator_cli("run", str(pipe), "-i", str(tmp_path / "in.jsonl"), "-o", str(tmp_path / "run"), "-q", "--set", f"taxonomy.path={tmp_path / 'b.yaml'}")
     names = [r[0] for r in con(tmp_path / "run").execute("SELECT name FROM taxonomy").fetchall()]
     assert names == ["Red", "Green", "Blue"]
+    # a step whose required parameter is a ${...} reference can be overridden too (the shipped pipeline)
+    proc = curator_cli("validate", str(REPO_PIPELINES / "topics_given.yaml"))
+    assert proc.returncode == 0
+    from curator import plugins
+    from curator.overrides import apply_overrides
+
+    pipe_given = load_pipeline(REPO_PIPELINES / "topics_given.yaml", plugins.get_registry())
+    apply_overrides(pipe_given, ["llm.sample_size=8", f"taxonomy.path={tmp_path / 'b.yaml'}"], plugins.get_registry())
+    llm = next(s for s in pipe_given.steps if s.name == "llm")
+    assert llm.params["sample_size"] == 8 and llm.params["taxonomy"] == "${taxonomy.taxonomy_path}"
+    with pytest.raises(ConfigError, match=r"--set 'llm.sample_size=0': step 'llm' \(label_llm\): sample_size"):
+        apply_overrides(pipe_given, ["llm.sample_size=0"], plugins.get_registry())
     for override, message in [
         ("nosuch.path=x", "the pipeline has no step named 'nosuch' (steps: taxonomy)"),
         ("taxonomy.colour=red", "step 'taxonomy' (label_taxonomy) has no parameter 'colour'"),
@@ -333,3 +347,11 @@ def test_ray_and_local_assign_identical_labels(tmp_path, registry):
     got_local = con(tmp_path / "local").execute(query).fetchall()
     assert got_local == con(tmp_path / "on_ray").execute(query).fetchall()
     assert {r[1] for r in got_local} <= set(AG_LABELS)
+
+
+def test_weborganizer_demonstrations_are_few_shot_examples():
+    from curator_plugins.label_assigner import _examples
+
+    examples = _examples(WEBORG_TOPICS)
+    names = {label["name"] for label in load_taxonomy(WEBORG_TOPICS)}
+    assert len(examples) == 5 and all(label in names and text for _, text, label in examples)
