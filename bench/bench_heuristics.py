@@ -98,7 +98,7 @@ def speed(args) -> None:
     web, web_docs, _ = replicated_web_shards(min_text_mb=args.text_mb)
     inputs = {"web": web, "distinct": distinct_shards()}
     print(f"# heuristic filters, docs/s per core (CPU time), {machine()}")
-    print(f"# curator: impl curator (columnar); datatrove: impl datatrove (its classes); same shards, Parquet read included")
+    print("# curator: impl curator (columnar); datatrove: impl datatrove (its classes); same shards, Parquet read included")
     print(f"{'input':9} {'filter':18} {'curator docs/s':>15} {'datatrove docs/s':>17} {'ratio':>7}   (docs: curator / datatrove, kept equal on the common rows)")
     for label, shards in inputs.items():
         for name in FILTERS + ["chain of four"]:

@@ -7,8 +7,8 @@ same defaults as in datatrove. datatrove's reject reasons (``gopher_short_doc``,
 
 ``impl: curator`` (the default) runs the columnar rules of plugins/heuristics.py:
 the same rules, parameters and reasons, with spaCy asked once per distinct
-word chunk instead of once per document (several times faster; ≥ 99 % the same
-decisions, see docs/benchmarks.md). ``impl: datatrove`` runs datatrove's own
+word chunk instead of once per document (7-27x faster per core; the same
+decisions and reasons on all 11,589 documents compared, see docs/benchmarks.md). ``impl: datatrove`` runs datatrove's own
 class per document, for bit-identical behaviour. Settings the columnar rules do
 not cover (a language other than English, C4 with ``split_paragraph: false``)
 run datatrove's class whatever ``impl`` says.
@@ -123,7 +123,7 @@ def _make_step(step_name: str, class_path: str, description: str) -> type[Datatr
     return type(
         f"{cls_name}Step",
         (DatatroveFilter,),
-        {"name": step_name, "description": f"{description} (datatrove {cls_name})", "Params": params, "datatrove_class": class_path, "__module__": __name__},
+        {"name": step_name, "description": f"{description} (datatrove {cls_name}'s rules, columnar; impl: datatrove runs its class)", "Params": params, "datatrove_class": class_path, "__module__": __name__},
     )
 
 
