@@ -35,11 +35,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from tqdm import tqdm
 
 from curator import FitContext, FitStep, MapStep, Params, hookimpl
 from curator.errors import ConfigError
-from curator.llm import Answer, AnswerCache, BackendConfig, default_cache_path, grade_cached, make_backend
+from curator.llm import Answer, AnswerCache, BackendConfig, default_cache_path, grade_cached, grade_documents, make_backend
 from curator_plugins.fasttext_quality import SEARCH_GRID, _load_fasttext, auto_settings, normalise_one, prepare_lines, train_supervised
 from curator_plugins.label_prompts import (
     CODES,
@@ -274,19 +273,8 @@ class LabelLLM(FitStep):
         return shots
 
     def label(self, backend: Any, cache: AnswerCache, prefix: str, texts: list[str], choices: list[str]) -> list[Answer]:
-        answers: list[Answer] = []
-        bar = tqdm(total=len(texts), desc=f"{self.name}: labelling", unit="doc", disable=None, leave=False)
-        for start in range(0, len(texts), self.params.batch_size):
-            chunk = texts[start : start + self.params.batch_size]
-            todo = [i for i, t in enumerate(chunk) if t and t.strip()]
-            got = grade_cached(backend, cache, prefix, [label_suffix(chunk[i], self.params.max_doc_chars) for i in todo], choices) if todo else []
-            result = [Answer(None, None, "", error="empty document: not sent to the LLM") for _ in chunk]
-            for i, answer in zip(todo, got):
-                result[i] = answer
-            answers.extend(result)
-            bar.update(len(chunk))
-        bar.close()
-        return answers
+        suffix = lambda text: label_suffix(text, self.params.max_doc_chars)  # noqa: E731
+        return grade_documents(backend, cache, prefix, texts, suffix, choices, self.params.batch_size, f"{self.name}: labelling")
 
     def fit(self, ctx: FitContext) -> dict[str, Any]:
         p = self.params

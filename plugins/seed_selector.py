@@ -37,11 +37,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import Field, model_validator
-from tqdm import tqdm
 
 from curator import FitContext, FitStep, Params, hookimpl
 from curator.errors import ConfigError
-from curator.llm import Answer, AnswerCache, BackendConfig, default_cache_path, grade_cached, make_backend
+from curator.llm import Answer, AnswerCache, BackendConfig, default_cache_path, grade_documents, make_backend
 from curator.metrics import cohen_kappa, roc_auc, spearman
 from curator_plugins.teacher import Combiner, Signals, SignalScorer, as_matrix, signal_report
 
@@ -186,19 +185,7 @@ class SeedSelector(FitStep):
     # -- grading
 
     def grade(self, backend: Any, cache: AnswerCache, prefix: str, texts: list[str], progress: str) -> list[Answer]:
-        answers: list[Answer] = []
-        bar = tqdm(total=len(texts), desc=progress, unit="doc", disable=None, leave=False)
-        for start in range(0, len(texts), self.params.batch_size):
-            chunk = texts[start : start + self.params.batch_size]
-            todo = [i for i, t in enumerate(chunk) if t and t.strip()]
-            got = grade_cached(backend, cache, prefix, [self.suffix(chunk[i]) for i in todo], CHOICES) if todo else []
-            result: list[Answer] = [Answer(None, None, "", error="empty document: not sent to the LLM") for _ in chunk]
-            for i, answer in zip(todo, got):
-                result[i] = answer
-            answers.extend(result)
-            bar.update(len(chunk))
-        bar.close()
-        return answers
+        return grade_documents(backend, cache, prefix, texts, self.suffix, CHOICES, self.params.batch_size, progress)
 
     def fit(self, ctx: FitContext) -> dict[str, Any]:
         p = self.params

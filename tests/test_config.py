@@ -54,7 +54,7 @@ def test_unknown_top_level_field_and_invalid_yaml(tmp_path, registry):
 
 def test_validate_command(tmp_path):
     good = curator_cli("validate", "pipelines/demo.yaml").stdout
-    assert "ok" in good and "gopher_quality" in good
+    assert "ok" in good and "gopher_repetition" in good and "llm_seed_selector" in good
     bad = pipeline_file(tmp_path, "steps:\n  - step: fineweb_qualty\n")
     proc = curator_cli("validate", str(bad), check=False)
     assert proc.returncode == 1

@@ -313,3 +313,36 @@ def grade_cached(
             if cache is not None and not (answer.error or "").startswith(RETRY_LATER):
                 cache.put(keys[i], answer)
     return [a for a in answers if a is not None]
+
+
+def grade_documents(
+    backend: LLMBackend,
+    cache: AnswerCache | None,
+    prefix: str,
+    texts: Sequence[str | None],
+    suffix: Any,
+    choices: Sequence[str],
+    batch_size: int = 8,
+    progress: str = "grading",
+) -> list[Answer]:
+    """One answer per document, in order: ``suffix(text)`` graded after ``prefix`` in batches, cached.
+
+    Empty documents are not sent and get an answer with an error, so a
+    caller's rows and answers always line up. Shared by every step that asks
+    an LLM about documents (the seed selector, the label assigner).
+    """
+    from tqdm import tqdm
+
+    answers: list[Answer] = []
+    bar = tqdm(total=len(texts), desc=progress, unit="doc", disable=None, leave=False)
+    for start in range(0, len(texts), batch_size):
+        chunk = texts[start : start + batch_size]
+        todo = [i for i, t in enumerate(chunk) if t and t.strip()]
+        got = grade_cached(backend, cache, prefix, [suffix(chunk[i]) for i in todo], choices) if todo else []
+        result = [Answer(None, None, "", error="empty document: not sent to the LLM") for _ in chunk]
+        for i, answer in zip(todo, got):
+            result[i] = answer
+        answers.extend(result)
+        bar.update(len(chunk))
+    bar.close()
+    return answers
