@@ -213,6 +213,10 @@ def auto_settings(n_seeds: int) -> dict[str, Any]:
     return {"lr": 0.1, "epoch": 5, "wordNgrams": 2, "dim": 100}
 
 
+# Seeds holding more text than this train with fastText's own settings and are not searched
+# (15 trainings of 50 epochs over megabytes would take minutes for little gain).
+SMALL_TEXT_CHARS = 3_000_000
+
 # A small grid around the seed-count defaults; wordNgrams >= 2 everywhere (wordNgrams=1 hits NaN, NOTES).
 SEARCH_GRID = [
     {"lr": 0.1, "epoch": 25}, {"lr": 0.5, "epoch": 25}, {"lr": 0.5, "epoch": 50},
@@ -223,10 +227,12 @@ SEARCH_GRID = [
 def choose_settings(pos: list[str], neg: list[str], p: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The training settings: given ones, else the seed-count defaults, refined by a small CV search on few seeds."""
     n = len(pos) + len(neg)
-    settings = auto_settings(n)
+    chars = sum(len(t) for t in pos) + sum(len(t) for t in neg)
+    # what needs many passes is few *examples*; a few hundred whole books are plenty of text for 5 epochs
+    settings = auto_settings(n) if chars < SMALL_TEXT_CHARS else auto_settings(10**9)
     given = {"lr": p.lr, "epoch": p.epoch, "wordNgrams": p.word_ngrams, "dim": p.dim}
     settings.update({k: v for k, v in given.items() if v is not None})
-    search = p.search if p.search is not None else (n < 2000 and all(v is None for v in given.values()))
+    search = p.search if p.search is not None else (n < 2000 and chars < SMALL_TEXT_CHARS and all(v is None for v in given.values()))
     if not search or min(len(pos), len(neg)) < 6:
         return settings, None
     tried = []
