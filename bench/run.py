@@ -1,6 +1,6 @@
 """Run every benchmark in one go (make bench), or the ones named.
 
-    python bench/run.py [foundation] [fasttext] [fasttext-eval] [perplexity]
+    python bench/run.py [foundation] [fasttext] [fasttext-eval] [perplexity] [quality-eval] [heuristics] [dedup] [labels-eval] ...
 """
 
 from __future__ import annotations
@@ -18,6 +18,10 @@ SUITES = {
     "perplexity-eval": ["eval_perplexity_human.py"],
     "llm": ["bench_llm.py"],
     "llm-eval": ["eval_seed_selector.py"],
+    "quality-eval": ["eval_quality.py"],
+    "heuristics": ["bench_heuristics.py"],
+    "dedup": ["bench_dedup.py", "eval_dedup.py"],
+    "labels-eval": ["eval_labels.py"],
 }
 
 
