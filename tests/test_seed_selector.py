@@ -67,7 +67,7 @@ def test_calibration_against_human_labels_and_the_loop_closes(loop_run):
     result = next(f for f in summary["funnel"] if f["step"] == "seeds")["result"]
     calibration = result["calibration"]
     assert calibration["n"] == 24 and set(calibration) >= {"spearman", "roc_auc", "cohen_kappa"}
-    assert result["llm_calls"] == 24 and result["cached"] == 0
+    assert result["llm_calls"] + result["cached"] == 24  # other tests of the session may have graded some already
     train = next(f for f in summary["funnel"] if f["step"] == "train")["result"]
     assert train["train_positive"] == result["positives"]  # fastText trained on the LLM's seeds
     assert con(tmp / "run").execute("SELECT count(edu__score) FROM kept").fetchone()[0] == 250
