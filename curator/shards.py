@@ -922,3 +922,11 @@ def write_json_atomic(path: Path, data: Any) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(data, indent=1, sort_keys=True, default=str))
     os.replace(tmp, path)
+
+
+def iter_texts(patterns: list[str], text_column: str = "text", batch_size: int = 10_000) -> Iterator[str]:
+    """Every readable text in files matching ``patterns`` (reference text, seed files), bad rows skipped."""
+    reader = InputReader(InputSpec(text_column=text_column), batch_size=batch_size, on_bad_input="quarantine")
+    for unit in make_units(discover_inputs(patterns)):
+        for good, _bad in reader.read(unit):
+            yield from good.column("text").to_pylist()

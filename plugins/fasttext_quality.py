@@ -31,10 +31,9 @@ import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
 from curator import FilterResult, FilterStep, FitContext, FitStep, Params, hookimpl
-from curator.config import InputSpec
 from curator.errors import ConfigError
 from curator.metrics import binary_metrics
-from curator.shards import InputReader, discover_inputs, make_units
+from curator.shards import discover_inputs, iter_texts
 
 REQUIRES = {"fasttext": "fasttext-numpy2-wheel"}
 POSITIVE = "pos"
@@ -120,7 +119,7 @@ class FastTextTrain(FitStep):
     def _seeds(self, ctx: FitContext) -> tuple[list[str], list[str]]:
         p = self.params
         if p.positive_files is not None and p.negative_files is not None:
-            return _read_texts(p.positive_files, p.text_column), _read_texts(p.negative_files, p.text_column)
+            return list(iter_texts(p.positive_files, p.text_column)), list(iter_texts(p.negative_files, p.text_column))
         try:
             table = ctx.sql(p.seeds_sql).to_arrow_table()
         except Exception as exc:
@@ -318,15 +317,6 @@ def _chunks(text: str, size: int | None) -> list[str]:
         pieces.append(text[start:end].strip())
         start = end
     return pieces
-
-
-def _read_texts(patterns: list[str], text_column: str) -> list[str]:
-    reader = InputReader(InputSpec(text_column=text_column), batch_size=10_000, on_bad_input="quarantine")
-    texts: list[str] = []
-    for unit in make_units(discover_inputs(patterns)):
-        for good, _bad in reader.read(unit):
-            texts.extend(good.column("text").to_pylist())
-    return texts
 
 
 def predict_scores(model: Any, lines: list[str], positive_label: str) -> tuple[np.ndarray, list[str | None]]:

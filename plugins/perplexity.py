@@ -34,9 +34,8 @@ import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
 from curator import FilterResult, FilterStep, FitContext, FitStep, Params, hookimpl
-from curator.config import InputSpec
 from curator.errors import ConfigError
-from curator.shards import InputReader, discover_inputs, make_units
+from curator.shards import discover_inputs, iter_texts
 
 REQUIRES = {"kenlm": "kenlm", "sentencepiece": "sentencepiece"}
 BUCKETS = ("head", "middle", "tail")
@@ -70,6 +69,11 @@ def _translation_table() -> dict[int, str | None]:
 
 
 _TABLE: dict[int, str | None] | None = None
+
+
+def normalized_lines(text: str) -> list[str]:
+    """The non-empty CCNet-normalised lines of a document."""
+    return [n for n in (normalize_line(line) for line in text.split("\n")) if n]
 
 
 def normalize_line(line: str) -> str:
@@ -295,16 +299,11 @@ class KenlmTrain(FitStep):
         out = ctx.artifact_dir
         text_file = out / "reference.normalized.txt"
         n_lines = 0
-        reader = InputReader(InputSpec(text_column=p.text_column), batch_size=10_000, on_bad_input="quarantine")
         with open(text_file, "w", encoding="utf-8") as fh:
-            for unit in make_units(discover_inputs(p.reference)):
-                for good, _bad in reader.read(unit):
-                    for text in good.column("text").to_pylist():
-                        for line in text.split("\n"):
-                            line = normalize_line(line)
-                            if line:
-                                fh.write(line + "\n")
-                                n_lines += 1
+            for text in iter_texts(p.reference, p.text_column):
+                for line in normalized_lines(text):
+                    fh.write(line + "\n")
+                    n_lines += 1
         if n_lines == 0:
             raise ConfigError(f"step {self.name!r}: no reference text in {p.reference}")
         sp_prefix = out / "sp"

@@ -206,7 +206,7 @@ class SeedSelector(FitStep):
         grades = self._grades_table(sample, answers, backend)
         teacher: dict[str, Any] | None = None
         if p.signals is not None or p.human_labels is not None:
-            grades, teacher = self._teach(ctx, grades, answers, prefix)
+            grades, teacher = self._teach(ctx, grades, prefix)
         pq.write_table(grades, ctx.artifact_dir / "grades.parquet")
         seeds = self._select(grades)
         pq.write_table(seeds, ctx.artifact_dir / "seeds.parquet")
@@ -275,7 +275,7 @@ class SeedSelector(FitStep):
         (ctx.artifact_dir / "active_train.txt").unlink(missing_ok=True)
         return pool.take(pa.array(chosen, pa.int64())), answers, rounds
 
-    def _teach(self, ctx: FitContext, grades: pa.Table, answers: list[Answer], prefix: str) -> tuple[pa.Table, dict[str, Any]]:
+    def _teach(self, ctx: FitContext, grades: pa.Table, prefix: str) -> tuple[pa.Table, dict[str, Any]]:
         """Score the graded sample with every signal, weigh them (on human labels if given) into ``teacher_score``."""
         p = self.params
         scorer = SignalScorer(p.signals or Signals())

@@ -28,11 +28,10 @@ import numpy as np
 from pydantic import Field
 
 from curator import FitContext, FitStep, Params, hookimpl
-from curator.config import InputSpec
 from curator.errors import ConfigError
 from curator.metrics import binary_labels
-from curator.shards import InputReader, discover_inputs, make_units
-from curator_plugins.perplexity import REQUIRES, _run, find_tool, normalize_line
+from curator.shards import iter_texts
+from curator_plugins.perplexity import REQUIRES, _run, find_tool, normalized_lines
 
 
 class Verify(FitStep):
@@ -84,14 +83,11 @@ class Verify(FitStep):
 
     def _reference_lines(self) -> list[str]:
         p = self.params
-        reader = InputReader(InputSpec(), batch_size=10_000, on_bad_input="quarantine")
         lines: list[str] = []
-        for unit in make_units(discover_inputs(p.reference)):
-            for good, _bad in reader.read(unit):
-                for text in good.column("text").to_pylist():
-                    lines += [n for n in (normalize_line(line) for line in text.split("\n")) if n]
-                    if len(lines) >= p.max_reference_lines:
-                        return lines[: p.max_reference_lines]
+        for text in iter_texts(p.reference):
+            lines += normalized_lines(text)
+            if len(lines) >= p.max_reference_lines:
+                return lines[: p.max_reference_lines]
         if not lines:
             raise ConfigError(f"step {self.name!r}: no reference text in {p.reference}")
         return lines
@@ -100,7 +96,7 @@ class Verify(FitStep):
         import kenlm
 
         p = self.params
-        lines = [n for t in texts for n in (normalize_line(line) for line in t.split("\n")) if n]
+        lines = [line for t in texts for line in normalized_lines(t)]
         tokens = stem.with_suffix(".tokens")
         with open(tokens, "w", encoding="utf-8") as fh:
             for pieces in sp.encode(lines, out_type=str):
