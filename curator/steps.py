@@ -203,6 +203,16 @@ class FitContext:
         """A cursor with the result (``.fetchone()``, ``.fetchall()``)."""
         return self.connection.execute(query, params or [])
 
+    def table(self, query: str, columns: Sequence[str], what: str) -> pa.Table:
+        """A user-written query's result as Arrow; a failing query or a missing column is a ConfigError naming ``what``."""
+        try:
+            table = self.sql(query).to_arrow_table()
+        except Exception as exc:
+            raise ConfigError(f"{what} failed: {exc}") from None
+        if not set(columns) <= set(table.column_names):
+            raise ConfigError(f"{what} must return {', '.join(columns)} columns, got {table.column_names}")
+        return table
+
 
 class FitStep(Step):
     """A step that looks at the corpus before the next map pass. Implement :meth:`fit`.

@@ -120,12 +120,7 @@ class FastTextTrain(FitStep):
         p = self.params
         if p.positive_files is not None and p.negative_files is not None:
             return list(iter_texts(p.positive_files, p.text_column)), list(iter_texts(p.negative_files, p.text_column))
-        try:
-            table = ctx.sql(p.seeds_sql).to_arrow_table()
-        except Exception as exc:
-            raise ConfigError(f"step {self.name!r}: seeds_sql failed: {exc}") from None
-        if "text" not in table.column_names or "label" not in table.column_names:
-            raise ConfigError(f"step {self.name!r}: seeds_sql must return `text` and `label` columns, got {table.column_names}")
+        table = ctx.table(p.seeds_sql, ["text", "label"], f"step {self.name!r}: seeds_sql")
         positive_values = {v.lower() for v in p.positive_values}
         pos, neg = [], []
         for text, label in zip(table.column("text").to_pylist(), table.column("label").to_pylist()):

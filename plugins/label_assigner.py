@@ -447,12 +447,7 @@ class LabelTrain(FitStep):
 
     def fit(self, ctx: FitContext) -> dict[str, Any]:
         p = self.params
-        try:
-            table = ctx.sql(p.sql).to_arrow_table()
-        except Exception as exc:
-            raise ConfigError(f"step {self.name!r}: sql failed: {exc}") from None
-        if not {"text", "label"} <= set(table.column_names):
-            raise ConfigError(f"step {self.name!r}: sql must return text and label columns, got {table.column_names}")
+        table = ctx.table(p.sql, ["text", "label"], f"step {self.name!r}: sql")
         conf = table.column("confidence").to_pylist() if "confidence" in table.column_names else [1.0] * table.num_rows
         rows = [
             (normalise_one(t), str(lab), 1.0 if c is None else float(c))

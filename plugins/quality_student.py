@@ -72,12 +72,7 @@ class QualityStudent(FitStep):
 
     def fit(self, ctx: FitContext) -> dict[str, Any]:
         p = self.params
-        try:
-            table = ctx.sql(p.sql).to_arrow_table()
-        except Exception as exc:
-            raise ConfigError(f"step {self.name!r}: sql failed: {exc}") from None
-        if not {"text", "teacher_score"} <= set(table.column_names):
-            raise ConfigError(f"step {self.name!r}: sql must return text and teacher_score, got {table.column_names}")
+        table = ctx.table(p.sql, ["text", "teacher_score"], f"step {self.name!r}: sql")
         texts = [t or "" for t in table.column("text").to_pylist()]
         target = np.array([np.nan if v is None else v for v in table.column("teacher_score").to_pylist()], dtype=float)
         keep = np.isfinite(target)
