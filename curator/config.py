@@ -44,7 +44,7 @@ class InputSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     path: str | list[str] | None = None
-    format: Literal["auto", "jsonl", "parquet"] = "auto"
+    format: Literal["auto", "jsonl", "parquet", "warc", "wet"] = "auto"
     id_column: str = "id"
     text_column: str = "text"
 

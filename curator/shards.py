@@ -30,6 +30,8 @@ from curator.config import InputSpec
 from curator.errors import BadInputError, ConfigError, CuratorError
 
 JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
+#: Common Crawl archives: ``*.warc.gz`` (HTML responses) and ``*.warc.wet.gz`` (extracted text)
+WARC_SUFFIXES = (".warc", ".wet", ".arc")
 COMPRESSION_SUFFIXES = {".gz": "gzip", ".zst": "zstd", ".zstd": "zstd"}
 READ_STEP = "read"
 REJECT_COLUMNS = ("reject_step", "reject_reason")
@@ -157,6 +159,8 @@ def detect_format(path: str) -> str | None:
         return "parquet"
     if name.endswith(JSONL_SUFFIXES):
         return "jsonl"
+    if name.endswith(WARC_SUFFIXES):
+        return "wet" if name.endswith(".wet") else "warc"
     return None
 
 
@@ -203,7 +207,7 @@ class InputReader:
             return
         self._seen_ids: set[str] = set()
         self._row = 0
-        reader = self._read_parquet if fmt == "parquet" else self._read_jsonl
+        reader = {"parquet": self._read_parquet, "jsonl": self._read_jsonl}.get(fmt, self._read_warc)
         try:
             for table, bad in reader(unit):
                 yield self._normalise(table, bad, unit, fmt)
@@ -221,6 +225,10 @@ class InputReader:
             schema = pq.read_schema(unit.path)
             table, _ = self._normalise(schema.empty_table(), None, unit, fmt)
             return table
+        if fmt in ("warc", "wet"):
+            for table, bad in self._read_warc(unit):
+                return self._normalise(table, bad, unit, fmt)[0]
+            return _empty_contract()
         data, _problem = self._decompress(unit.path, limit=max_bytes)
         data = data[: data.rfind(b"\n") + 1] if len(data) >= max_bytes else data
         for table, bad in self._read_jsonl_lines(unit, data, set()):
@@ -255,6 +263,13 @@ class InputReader:
                     yield pa.Table.from_batches([batch]), None
             except Exception as exc:
                 self._file_problem(f"{unit.path} row group {group}", f"unreadable: {exc}", rows)
+
+    # -- warc / wet
+
+    def _read_warc(self, unit: WorkUnit) -> Iterator[tuple[pa.Table, pa.Table | None]]:
+        from curator import warc  # only runs that read web archives pay for the HTML extractor
+
+        yield from warc.read(unit.path, self)
 
     # -- jsonl
 
