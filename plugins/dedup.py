@@ -24,6 +24,7 @@ written to Parquet), and the filter loads only the rows of that table
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from pathlib import Path
@@ -65,6 +66,18 @@ def _quote(name: str) -> str:
 
 def _path(path: Path) -> str:
     return "'" + str(path).replace("'", "''") + "'"
+
+
+def _tmp(out: Path) -> Path:
+    return out.with_name(out.name + ".tmp")
+
+
+def _copy_to(ctx: FitContext, query: str, out: Path) -> None:
+    """COPY a query to Parquet under a temporary name, then rename: the catalog turns every
+    artifact ``*.parquet`` into a view, so a run killed mid-COPY must not leave a truncated one."""
+    tmp = _tmp(out)
+    ctx.execute(f"COPY ({query}) TO {_path(tmp)} (FORMAT parquet)")
+    os.replace(tmp, out)
 
 
 class GroupTable:
@@ -218,7 +231,7 @@ class ExactDedupGroups(FitStep):
             ORDER BY r.cluster, r.rn
         """
         try:
-            ctx.execute(f"COPY ({query}) TO {_path(out)} (FORMAT parquet)")
+            _copy_to(ctx, query, out)
         except Exception as exc:
             raise ConfigError(f"step {self.name!r}: grouping failed (check keep_by {self.params.keep_by!r}): {exc}") from None
         documents, = ctx.execute("SELECT count(*) FROM corpus").fetchall()[0]
@@ -346,16 +359,14 @@ class MinHashClusters(FitStep):
         edges = art / f"{self.name}_edges.parquet"  # view <fit step name>_edges: the candidate pairs
         # Every member of an LSH bucket is linked to the bucket's smallest id:
         # a star per bucket, so the edges grow with documents, not pairs.
-        ctx.execute(f"""
-            COPY (
-                WITH exploded AS (
-                    SELECT id, unnest({bands}) AS h, generate_subscripts({bands}, 1) AS band
-                    FROM corpus WHERE {bands} IS NOT NULL
-                ),
-                buckets AS (SELECT band, h, min(id) AS root FROM exploded GROUP BY band, h HAVING count(*) > 1)
-                SELECT DISTINCT e.id AS a, b.root AS b FROM exploded e JOIN buckets b USING (band, h) WHERE e.id <> b.root
-            ) TO {_path(edges)} (FORMAT parquet)
-        """)
+        _copy_to(ctx, f"""
+            WITH exploded AS (
+                SELECT id, unnest({bands}) AS h, generate_subscripts({bands}, 1) AS band
+                FROM corpus WHERE {bands} IS NOT NULL
+            ),
+            buckets AS (SELECT band, h, min(id) AS root FROM exploded GROUP BY band, h HAVING count(*) > 1)
+            SELECT DISTINCT e.id AS a, b.root AS b FROM exploded e JOIN buckets b USING (band, h) WHERE e.id <> b.root
+        """, edges)
         candidates, = ctx.execute(f"SELECT count(*) FROM read_parquet({_path(edges)})").fetchall()[0]
         if p.verify:
             edges = self._verify(ctx, edges)
@@ -363,19 +374,17 @@ class MinHashClusters(FitStep):
         labels, iterations = self._components(ctx, edges)
         out = art / f"{self.name}.parquet"  # becomes the SQL view <fit step name>
         try:
-            ctx.execute(f"""
-                COPY (
-                    WITH ranked AS (
-                        SELECT c.id, l.label AS cluster,
-                               row_number() OVER (PARTITION BY l.label ORDER BY {_sql_order(p.keep_by)}) AS rn,
-                               count(*) OVER (PARTITION BY l.label) AS size
-                        FROM corpus c JOIN read_parquet({_path(labels)}) l ON l.node = c.id
-                    )
-                    SELECT r.id, k.id AS kept_id, r.cluster, r.size
-                    FROM ranked r JOIN ranked k ON k.cluster = r.cluster AND k.rn = 1
-                    ORDER BY r.cluster, r.rn
-                ) TO {_path(out)} (FORMAT parquet)
-            """)
+            _copy_to(ctx, f"""
+                WITH ranked AS (
+                    SELECT c.id, l.label AS cluster,
+                           row_number() OVER (PARTITION BY l.label ORDER BY {_sql_order(p.keep_by)}) AS rn,
+                           count(*) OVER (PARTITION BY l.label) AS size
+                    FROM corpus c JOIN read_parquet({_path(labels)}) l ON l.node = c.id
+                )
+                SELECT r.id, k.id AS kept_id, r.cluster, r.size
+                FROM ranked r JOIN ranked k ON k.cluster = r.cluster AND k.rn = 1
+                ORDER BY r.cluster, r.rn
+            """, out)
         except Exception as exc:
             raise ConfigError(f"step {self.name!r}: choosing kept documents failed (check keep_by {p.keep_by!r}): {exc}") from None
         shutil.rmtree(labels.parent)
@@ -394,11 +403,12 @@ class MinHashClusters(FitStep):
             SELECT e.a, e.b, ta.text AS ta, tb.text AS tb
             FROM read_parquet({_path(edges)}) e JOIN corpus ta ON ta.id = e.a JOIN corpus tb ON tb.id = e.b
         """).to_arrow_reader(10_000)
-        with pq.ParquetWriter(out, schema) as writer:
+        with pq.ParquetWriter(_tmp(out), schema) as writer:
             for rb in reader:
                 sims = np.array([jaccard(x, y, self.params.ngram) for x, y in zip(rb.column("ta").to_pylist(), rb.column("tb").to_pylist())])
                 keep = sims >= self.params.threshold
                 writer.write_table(pa.table({"a": rb.column("a"), "b": rb.column("b"), "jaccard": sims}, schema=schema).filter(keep))
+        os.replace(_tmp(out), out)
         return out
 
     def _components(self, ctx: FitContext, edges: Path) -> tuple[Path, int]:
