@@ -9,7 +9,13 @@ Views (all read Parquet in place; nothing is copied):
 * ``stage_<step>`` the rows that reached a map/filter step, with its columns;
 * ``<table>``    Parquet tables written by fit steps (``seeds``, ...).
 
-``RUN/curator.duckdb`` holds the same views for any DuckDB client.
+``RUN/curator.duckdb`` holds the same views for any DuckDB client, with
+absolute paths (so it opens from any working directory) and the run
+directory it was built for recorded as the comment of the ``kept`` view. A run
+copied or moved elsewhere (``cp -r``, ``rsync``) is relocated when curator
+next opens it (``curator sql``, ``stats``, ``report``, a resumed run): the file
+is rebuilt for the new place, or, where the run is read-only, the views are
+recreated as temporary views over the new place. See docs/storage.md.
 
 Every connection curator opens over a run is sandboxed (DuckDB's own
 settings, see docs/reliability.md): external access off, only the run
@@ -21,6 +27,7 @@ works and cannot inject SQL.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +114,9 @@ def _existing_globs(dirs: list[Path]) -> list[str]:
     return [str(d.resolve() / "*.parquet") for d in dirs if d.is_dir() and any(d.glob("*.parquet"))]
 
 
+ROOT_COMMENT = "curator run directory: "
+
+
 def view_definitions(run_dir: Path) -> dict[str, str]:
     """name -> SELECT for every catalog view of the run."""
     run_dir = Path(run_dir)
@@ -135,6 +145,29 @@ def create_views(connection: duckdb.DuckDBPyConnection, run_dir: Path, temporary
     kind = "TEMP VIEW" if temporary else "VIEW"
     for name, select in view_definitions(run_dir).items():
         connection.execute(f"CREATE OR REPLACE {kind} {sql_identifier(name)} AS {select}")
+    if not temporary:
+        # where the absolute paths point: a copy of the run elsewhere is told apart by it
+        connection.execute(f"COMMENT ON VIEW kept IS {sql_string(ROOT_COMMENT + str(Path(run_dir).resolve()))}")
+
+
+def built_for(database: Path) -> str | None:
+    """The run directory a catalog file's views point into (None: unknown, e.g. an older curator's file)."""
+    connection = duckdb.connect(str(database), read_only=True)
+    try:
+        row = connection.execute("SELECT comment FROM duckdb_views() WHERE view_name = 'kept' AND schema_name = 'main' AND NOT temporary").fetchone()
+    finally:
+        connection.close()
+    comment = row[0] if row else None
+    return comment[len(ROOT_COMMENT) :] if isinstance(comment, str) and comment.startswith(ROOT_COMMENT) else None
+
+
+def relocated(run_dir: Path) -> bool:
+    """True when ``RUN/curator.duckdb`` was built for another place (the run was copied or moved)."""
+    path = Path(run_dir) / CATALOG_FILE
+    try:
+        return built_for(path) != str(Path(run_dir).resolve())
+    except duckdb.Error:
+        return True
 
 
 def _prepare(connection: duckdb.DuckDBPyConnection, run_dir: Path | None) -> None:
@@ -175,14 +208,26 @@ def write_database(run_dir: Path) -> Path:
     return path
 
 
+def _can_write(run_dir: Path) -> bool:
+    return os.access(run_dir, os.W_OK)
+
+
 def open_readonly(run_dir: Path) -> duckdb.DuckDBPyConnection:
     """The connection ``curator sql`` uses: the run's database file, read-only."""
     run_dir = Path(run_dir)
     read_manifest(run_dir)
     path = run_dir / CATALOG_FILE
-    if not path.exists():
-        write_database(run_dir)
-    connection = sandboxed_connect(path, run_dir, read_only=True)
+    stale = not path.exists() or relocated(run_dir)
+    if stale and _can_write(run_dir):
+        write_database(run_dir)  # a copied or moved run: its views now point here
+        stale = False
+    if stale and not path.exists():
+        connection = sandboxed_connect(":memory:", run_dir)
+    else:
+        connection = sandboxed_connect(path, run_dir, read_only=True)
+    if stale:
+        # a read-only copy: temporary views over this place shadow the file's
+        create_views(connection, run_dir, temporary=True)
     _prepare(connection, run_dir)
     lock(connection)
     return connection
