@@ -227,19 +227,25 @@ reproduces it (views: {html.escape(", ".join(sorted(self.views)))}).</footer>
 
         x = f"log10({value})" if log else f"({value})::DOUBLE"
         where = f"{value} IS NOT NULL AND isfinite(({value})::DOUBLE)" + (f" AND {value} > 0" if log else "")
+        # a constant column (dup_count all 1) has hi == lo: every row goes to bin 0, drawn as one bar centred on the value
         rows = self._sql(
             f"""WITH v AS (SELECT {x} AS x, {kept} AS kept FROM {source} WHERE {where}),
                    b AS (SELECT min(x) AS lo, max(x) AS hi FROM v)
-                SELECT kept, least(floor((x - lo) / nullif(hi - lo, 0) * {BINS}), {BINS - 1})::INT AS bin, count(*), any_value(lo), any_value(hi)
+                SELECT kept, CASE WHEN hi > lo THEN least(floor((x - lo) / (hi - lo) * {BINS}), {BINS - 1}) ELSE 0 END::INT AS bin,
+                       count(*), any_value(lo), any_value(hi)
                 FROM v, b GROUP BY ALL ORDER BY bin"""
         )
         if not rows:
             return ""
         lo, hi = rows[0][3], rows[0][4]
-        width = (hi - lo) / BINS if hi > lo else 1.0
+        constant = not hi > lo
+        width = (hi - lo) / BINS if not constant else 1.0
+        if constant:
+            value = 10**lo if log else lo
+            title += f": all {sum(r[2] for r in rows):,} values are {value:.6g}"
         fig = go.Figure()
         for flag, label, color in ((True, "kept", KEPT_COLOR), (False, "rejected", REJECTED_COLOR)):
-            points = [(lo + ((b or 0) + 0.5) * width, n) for k, b, n, _, _ in rows if bool(k) == flag]
+            points = [(lo if constant else lo + (b + 0.5) * width, n) for k, b, n, _, _ in rows if bool(k) == flag]
             if points:
                 fig.add_trace(go.Bar(x=[p[0] for p in points], y=[p[1] for p in points], width=width, name=f"{label} ({sum(p[1] for p in points):,})", marker={"color": color}, opacity=0.65))
         for i, (label, cut) in enumerate(sorted(cuts, key=lambda c: c[1])):
@@ -248,7 +254,7 @@ reproduces it (views: {html.escape(", ".join(sorted(self.views)))}).</footer>
             # neighbouring cuts (head / middle) label to opposite sides so the texts do not overlap
             fig.add_vline(x=math.log10(cut) if log else cut, line={"dash": "dash", "color": "#222"}, annotation_text=label,
                           annotation_position="top left" if i % 2 == 0 else "top right", annotation_font_size=10)
-        if not log:
+        if not log or constant:
             fig.update_xaxes(range=[lo - width, hi + width])
         fig.update_layout(title=title, barmode="overlay", bargap=0, xaxis_title=("log10 " if log else "") + title.split(" ")[0], yaxis_title="documents")
         return self.figure(fig)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import shutil
 from pathlib import Path
@@ -139,3 +141,53 @@ def test_report_renders_in_a_real_browser(report_run, tmp_path):
     for chart in charts:
         assert chart["svg"] > 0 and chart["traces"] > 0 and chart["marks"] > 0, chart
     assert (tmp_path / "report.png").stat().st_size > 10_000
+
+
+CONSTANT_PIPELINE = """
+name: constant_columns
+steps:
+  - step: exact_dedup
+    name: dedup
+  - step: sql_filter
+    name: long_enough
+    where: length(text) >= 500
+    reason: too_short
+"""
+
+
+def plotly_charts(page: str) -> dict[str, tuple[list, dict]]:
+    """div id -> (traces, layout) of every plotly chart in the page, read from its Plotly.newPlot call."""
+    import re
+
+    decoder = json.JSONDecoder()
+    charts = {}
+    for match in re.finditer(r'Plotly\.newPlot\(\s*"([^"]+)",\s*', page):
+        traces, end = decoder.raw_decode(page, match.end())
+        layout, _ = decoder.raw_decode(page, re.compile(r",\s*").match(page, end).end())
+        charts[match.group(1)] = (traces, layout)
+    return charts
+
+
+def test_report_draws_a_constant_column_as_one_bar(tmp_path, dolma_rows):
+    """dup_count is 1 for every document of a corpus without duplicates: the histogram shows that bar, and says so."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    # lm__ppl: an input column carried through, constant too, drawn on a log axis
+    rows = [{"id": r["id"], "text": r["text"], "lm__ppl": 250.0} for r in dolma_rows[:40]]
+    data = tmp_path / "docs.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), data)
+    run = tmp_path / "run"
+    curator_cli("run", str(pipeline_file(tmp_path, CONSTANT_PIPELINE)), "-i", str(data), "-o", str(run), "-q", "--in-process", "--report")
+    page = (run / "report.html").read_text()
+    charts = {layout["title"]["text"]: (traces, layout) for traces, layout in plotly_charts(page).values()}
+    kept = curator_cli("sql", "SELECT count(*) FILTER (WHERE reject_step IS NULL), count(*) FROM documents", "--run", str(run), "--format", "csv").stdout
+    n_kept, n_all = map(int, kept.splitlines()[1].split(","))
+    assert 0 < n_kept < n_all == 40  # both a kept and a rejected bar
+    for title, centre in (("dedup__dup_count (kept vs rejected): all 40 values are 1", 1.0), ("lm__ppl (kept vs rejected): all 40 values are 250", math.log10(250))):
+        assert title in charts, sorted(charts)
+        traces, layout = charts[title]
+        low, high = layout["xaxis"]["range"]
+        bars = [(t["name"], x, y) for t in traces for x, y in zip(t["x"], t["y"])]
+        assert sorted(bars) == [(f"kept ({n_kept})", centre, n_kept), (f"rejected ({n_all - n_kept})", centre, n_all - n_kept)]
+        assert low < centre < high  # the bar is inside the visible axis
