@@ -66,6 +66,17 @@ class PipelineOptions(BaseModel):
     #: seconds one step may spend on one batch before its worker is stopped
     #: and the shard quarantined (or the run stopped, with on_bad_input: fail)
     step_timeout: float | None = Field(None, gt=0)
+    # -- storage layout (see docs/storage.md); none of these changes which rows a run keeps
+    #: what a shard's completion marker records of its input: size + mtime, or a content hash
+    fingerprint: Literal["stat", "hash"] = "stat"
+    #: rows per Parquet row group in output shards (DuckDB reads row groups in parallel)
+    row_group_rows: int = Field(100_000, gt=0)
+    #: rows per output shard: a bigger unit of work writes several shards
+    max_shard_rows: int = Field(1_000_000, gt=0)
+    #: split input files into work units of about this many rows (Parquet: whole row groups) ...
+    unit_rows: int | None = Field(None, gt=0)
+    #: ... or, when unit_rows is not set, of about this many MB of the file as stored
+    unit_mb: float = Field(256, gt=0)
     steps: list[Any] = []
 
 

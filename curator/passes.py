@@ -7,6 +7,8 @@ marker exists; outputs are renamed into place before the marker is written.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 import time
@@ -33,6 +35,10 @@ class PassOptions:
     batch_size: int = 2000
     on_bad_input: str = "quarantine"
     fail_fast: bool = False
+    #: "stat" (size + mtime) or "hash" (size + content hash) of each unit's input
+    fingerprint: str = "stat"
+    row_group_rows: int = 100_000
+    max_shard_rows: int = 1_000_000
 
 
 def kept_path(pass_dir: Path, unit: WorkUnit) -> Path:
@@ -47,16 +53,39 @@ def marker_path(pass_dir: Path, unit: WorkUnit) -> Path:
     return pass_dir / "_done" / f"{unit.shard}.json"
 
 
-def input_fingerprint(path: str) -> dict[str, int] | None:
-    """What a completion marker covers: the size and modification time of the shard's input."""
+def input_fingerprint(path: str, mode: str = "stat") -> dict[str, Any] | None:
+    """What a completion marker covers: the input's size and modification time, or its content hash.
+
+    ``stat`` is free and catches any rewrite (even one that keeps the bytes);
+    ``hash`` (``--fingerprint hash``) reads the whole file, so a file copied
+    or touched without a change is not redone, and a change that keeps size
+    and mtime is. A unit that covers part of a file fingerprints the whole
+    file: any change may move the ranges.
+    """
     try:
         st = os.stat(path)
     except OSError:
         return None
+    if mode == "hash":
+        return {"size": st.st_size, "blake2b": _content_hash(path, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)}
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
-def shard_done(pass_dir: Path, unit: WorkUnit) -> bool:
+@functools.lru_cache(maxsize=256)
+def _content_hash(path: str, inode: int, size: int, mtime_ns: int, ctime_ns: int) -> str:
+    """Cached by the file's stat, so the units of one big file hash it once per process.
+
+    ``ctime`` changes on every write and every ``utime`` and cannot be set back,
+    so an edit that restores size and mtime still misses the cache.
+    """
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 22):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def shard_done(pass_dir: Path, unit: WorkUnit, fingerprint: str = "stat") -> bool:
     """True when the shard's marker exists and its input has not changed since (else: redo it)."""
     marker = marker_path(pass_dir, unit)
     try:
@@ -65,7 +94,7 @@ def shard_done(pass_dir: Path, unit: WorkUnit) -> bool:
         return False
     if recorded == "absent":  # a marker from a curator that did not fingerprint
         return True
-    return bool(recorded == input_fingerprint(unit.path))
+    return bool(recorded == input_fingerprint(unit.path, fingerprint))
 
 
 def setup_steps(steps: Sequence[Step]) -> None:
@@ -84,7 +113,7 @@ def process_unit(unit: WorkUnit, steps: Sequence[Step], pass_dir: Path, options:
     errors: dict[str, list[str]] = defaultdict(list)
     seconds: Counter[str] = Counter()
     n_input = 0
-    fingerprint = input_fingerprint(unit.path)
+    fingerprint = input_fingerprint(unit.path, options.fingerprint)
     try:
         for good, bad in reader.read(unit):
             n_input += good.num_rows

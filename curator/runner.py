@@ -27,15 +27,18 @@ from tqdm import tqdm
 from curator import catalog
 from curator import stats as run_stats
 from curator.config import Pipeline, StepSpec, validate_pipeline
-from curator.errors import BadInputError, ConfigError, CuratorError, StepError
+from curator.errors import BadInputError, ConfigError, CuratorError
 from curator.executors import Executor, make_executor
 from curator.passes import PassOptions, kept_path, shard_done
-from curator.registry import StepRegistry, name_plugins, step_failure
+from curator.registry import StepRegistry
 from curator.shards import WorkUnit, discover_inputs, make_units, write_json_atomic
 from curator.steps import FitContext, FitStep, Step
 
 
 LOCK_FILE = ".curator.lock"
+#: options that change how a run is laid out or checked, never which rows it keeps:
+#: a run may be resumed with other values (a different split redoes the units it changes)
+LAYOUT_OPTIONS = ("step_timeout", "fingerprint", "row_group_rows", "max_shard_rows", "unit_rows", "unit_mb")
 
 
 class RunInUseError(CuratorError):
@@ -98,7 +101,7 @@ def plan(pipeline: Pipeline, registry: StepRegistry) -> list[Segment]:
 
 def _pipeline_hash(pipeline: Pipeline, inputs: list[str]) -> str:
     body = json.dumps(
-        {"options": pipeline.options.model_dump(mode="json", exclude={"steps": True, "input": {"path"}, "step_timeout": True}), "steps": [s.__dict__ for s in pipeline.steps], "inputs": inputs},
+        {"options": pipeline.options.model_dump(mode="json", exclude={"steps": True, "input": {"path"}, **dict.fromkeys(LAYOUT_OPTIONS, True)}), "steps": [s.__dict__ for s in pipeline.steps], "inputs": inputs},
         sort_keys=True,
         default=str,
     )
@@ -172,13 +175,13 @@ def _run_locked(
     manifest_path = run_dir / catalog.MANIFEST
     if manifest_path.exists():
         previous = json.loads(manifest_path.read_text())
-        if previous.get("pipeline_hash") != digest:
-            if not overwrite:
-                raise ConfigError(
-                    f"{run_dir} holds a run of a different pipeline or input ({previous.get('pipeline')}); "
-                    "use another --output, or --overwrite to start it again"
-                )
-            _clear_run_dir(run_dir)
+        if previous.get("pipeline_hash") != digest and not overwrite:
+            raise ConfigError(
+                f"{run_dir} holds a run of a different pipeline or input ({previous.get('pipeline')}); "
+                "use another --output, or --overwrite to start it again"
+            )
+    if overwrite:
+        _clear_run_dir(run_dir)  # --overwrite always starts afresh, even over the same pipeline
 
     segments = plan(pipeline, registry)
     steps_meta = [{"name": s.name, "type": s.type, "kind": registry.get(s.type).kind} for s in pipeline.steps]
@@ -216,50 +219,69 @@ def _run_locked(
         if isinstance(executor, str)
         else executor
     )
-    results: dict[str, dict[str, Any]] = {}
-    pass_index = 0
-    current_units = units
     try:
-        for seg in segments:
-            if seg.kind == "pass":
-                pass_dir = run_dir / f"pass-{pass_index}"
-                steps = [spec.build(registry, results, pipeline.source) for spec in seg.specs]
-                if pass_index == 0:
-                    options = PassOptions(pipeline.options.input, pipeline.options.batch_size, pipeline.options.on_bad_input, fail_fast)
-                else:
-                    # Later passes read the contract shards the previous pass wrote.
-                    options = PassOptions(pipeline.options.input.model_copy(update={"format": "parquet", "id_column": "id", "text_column": "text"}), pipeline.options.batch_size, "fail", fail_fast)
-                try:
-                    _run_pass(engine, steps, current_units, pass_dir, options, progress, label=",".join(s.name for s in steps) or "ingest")
-                except StepError as exc:
-                    raise StepError(name_plugins(registry, steps, str(exc))) from exc
-                current_units = [
-                    WorkUnit(u.index, str(kept_path(pass_dir, u)), u.shard, u.id_prefix, u.origin or u.path) for u in current_units if kept_path(pass_dir, u).exists()
-                ]
-                pass_index += 1
-            else:
-                spec = seg.specs[0]
-                step = spec.build(registry, results, pipeline.source)
-                assert isinstance(step, FitStep)
-                try:
-                    results[step.name] = _run_fit(engine, step, run_dir, [Path(u.path) for u in current_units], results, spec, progress)
-                except CuratorError:
-                    raise
-                except Exception as exc:  # the plugin's bug: one line naming plugin and step, not a traceback
-                    raise StepError(step_failure(registry, step, exc, "fit")) from exc
-                manifest["artifacts"][step.name] = str(Path("artifacts") / step.name)
-                write_json_atomic(manifest_path, manifest)
-        manifest["status"] = "done"
+        summary = _run_segments(pipeline, run_dir, registry, segments, units, engine, manifest, fail_fast, progress)
+    except BaseException as exc:
+        # the manifest says the run did not finish, and why (stats and the report show it)
+        manifest["status"] = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        manifest["error"] = f"{type(exc).__name__}: {exc}"[:2000]
         manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
         write_json_atomic(manifest_path, manifest)
+        raise
     finally:
         if own_executor:
             engine.close()
+    return summary
+
+
+def _run_segments(
+    pipeline: Pipeline,
+    run_dir: Path,
+    registry: StepRegistry,
+    segments: list[Segment],
+    units: list[WorkUnit],
+    engine: Executor,
+    manifest: dict[str, Any],
+    fail_fast: bool,
+    progress: bool,
+) -> dict[str, Any]:
+    manifest_path = run_dir / catalog.MANIFEST
+    results: dict[str, dict[str, Any]] = {}
+    pass_index = 0
+    current_units = units
+    for seg in segments:
+        if seg.kind == "pass":
+            pass_dir = run_dir / f"pass-{pass_index}"
+            steps = [spec.build(registry, results, pipeline.source) for spec in seg.specs]
+            layout = {"row_group_rows": pipeline.options.row_group_rows, "max_shard_rows": pipeline.options.max_shard_rows}
+            if pass_index == 0:
+                options = PassOptions(pipeline.options.input, pipeline.options.batch_size, pipeline.options.on_bad_input, fail_fast, pipeline.options.fingerprint, **layout)
+            else:
+                # Later passes read the contract shards the previous pass wrote (their own files: stat is enough).
+                contract = pipeline.options.input.model_copy(update={"format": "parquet", "id_column": "id", "text_column": "text"})
+                options = PassOptions(contract, pipeline.options.batch_size, "fail", fail_fast, "stat", **layout)
+            _run_pass(engine, steps, current_units, pass_dir, options, progress, label=",".join(s.name for s in steps) or "ingest")
+            current_units = [
+                WorkUnit(u.index, str(kept_path(pass_dir, u)), u.shard, u.id_prefix, u.origin or u.path) for u in current_units if kept_path(pass_dir, u).exists()
+            ]
+            pass_index += 1
+        else:
+            spec = seg.specs[0]
+            step = spec.build(registry, results, pipeline.source)
+            assert isinstance(step, FitStep)
+            results[step.name] = _run_fit(engine, step, run_dir, [Path(u.path) for u in current_units], results, spec, progress)
+            manifest["artifacts"][step.name] = str(Path("artifacts") / step.name)
+            write_json_atomic(manifest_path, manifest)
     catalog.write_database(run_dir)
+    duplicates = _duplicate_ids_across_shards(run_dir)
+    if duplicates["count"] and pipeline.options.on_bad_input == "fail":
+        raise BadInputError(f"ids repeated across input files, e.g. {duplicates['examples']}; see `curator stats --run {run_dir}`")
+    manifest["status"] = "done"
+    manifest.pop("error", None)
+    manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+    write_json_atomic(manifest_path, manifest)
     summary = run_stats.collect(run_dir)
-    summary["duplicate_ids"] = _duplicate_ids_across_shards(run_dir)
-    if summary["duplicate_ids"]["count"] and pipeline.options.on_bad_input == "fail":
-        raise BadInputError(f"ids repeated across input files, e.g. {summary['duplicate_ids']['examples']}; see `curator stats --run {run_dir}`")
+    summary["duplicate_ids"] = duplicates
     write_json_atomic(run_dir / "stats.json", summary)
     return summary
 
@@ -278,7 +300,7 @@ def _duplicate_ids_across_shards(run_dir: Path) -> dict[str, Any]:
 
 
 def _run_pass(engine: Executor, steps: list[Step], units: list[WorkUnit], pass_dir: Path, options: PassOptions, progress: bool, label: str) -> None:
-    todo = [u for u in units if not shard_done(pass_dir, u)]
+    todo = [u for u in units if not shard_done(pass_dir, u, options.fingerprint)]
     bar = tqdm(total=len(units), initial=len(units) - len(todo), desc=f"{pass_dir.name} [{label}]", unit="shard", disable=not progress or None, leave=True)
     rows = {"in": 0, "kept": 0}
 

@@ -52,11 +52,16 @@ def os_error_message(exc: OSError, output: str) -> str:
 @click.option("--step-timeout", type=click.FloatRange(min=0, min_open=True), default=None, metavar="SECONDS", help="Seconds a step may spend on one batch (overrides the pipeline's step_timeout).")
 @click.option("--isolate/--in-process", default=True, show_default=True, help="Local executor: run steps in worker processes, so a step that crashes or hangs costs its shard, not the run; --in-process is faster to start and easier to debug.")
 @click.option("--fail-fast", is_flag=True, help="Stop at the first row a step raises on, instead of quarantining it.")
-@click.option("--overwrite", is_flag=True, help="Delete a different earlier run in --output and start again.")
+@click.option("--overwrite", is_flag=True, help="Delete whatever --output holds (any earlier run) and start afresh.")
+@click.option("--fingerprint", type=click.Choice(["stat", "hash"]), default=None, help="What a finished unit's marker records of its input: size+mtime (default) or a content hash; a changed input is redone.")
+@click.option("--unit-rows", type=click.IntRange(min=1), default=None, help="Split input files into work units of about this many rows (Parquet: whole row groups).")
+@click.option("--unit-mb", type=click.FloatRange(min=0, min_open=True), default=None, help="Without --unit-rows: split files into units of about this many MB as stored (default 256).")
+@click.option("--row-group-rows", type=click.IntRange(min=1), default=None, help="Rows per Parquet row group in output shards (default 100000).")
+@click.option("--max-shard-rows", type=click.IntRange(min=1), default=None, help="Rows per output shard; a bigger unit writes several (default 1000000).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @click.option("--set", "overrides", multiple=True, metavar="STEP.PARAM=VALUE", help="Override a step parameter (value parsed as YAML; repeatable), e.g. --set taxonomy.path=labels.yaml.")
 @click.option("--report", "write_html", is_flag=True, help="Also write RUN/report.html (see `curator report`).")
-def run(pipeline_file, inputs, output, executor, address, workers, batch_size, on_bad_input, step_timeout, isolate, fail_fast, overwrite, quiet, write_html, overrides) -> None:
+def run(pipeline_file, inputs, output, executor, address, workers, batch_size, on_bad_input, step_timeout, isolate, fail_fast, overwrite, fingerprint, unit_rows, unit_mb, row_group_rows, max_shard_rows, quiet, write_html, overrides) -> None:
     """Run PIPELINE_FILE over the input and print the funnel.
 
     Every rejected row is kept in RUN/pass-*/rejected with its step and
@@ -81,6 +86,10 @@ def run(pipeline_file, inputs, output, executor, address, workers, batch_size, o
         pipeline.options.on_bad_input = on_bad_input
     if step_timeout:
         pipeline.options.step_timeout = step_timeout
+    layout = {"fingerprint": fingerprint, "unit_rows": unit_rows, "unit_mb": unit_mb, "row_group_rows": row_group_rows, "max_shard_rows": max_shard_rows}
+    for name, value in layout.items():
+        if value is not None:
+            setattr(pipeline.options, name, value)
     try:
         stats = run_pipeline(
             pipeline,

@@ -156,7 +156,7 @@ def quarantine_unit(unit: WorkUnit, pass_dir: Path, options: PassOptions, step_n
     replaced, so kept + rejected = input still holds.
     """
     started = time.perf_counter()
-    fingerprint = input_fingerprint(unit.path)
+    fingerprint = input_fingerprint(unit.path, options.fingerprint)
     reader = InputReader(options.input, options.batch_size, options.on_bad_input)
     writer = AtomicParquetWriter(rejected_path(pass_dir, unit))
     rejected: dict[str, Counter[str]] = {}
@@ -197,7 +197,7 @@ def quarantine_unit(unit: WorkUnit, pass_dir: Path, options: PassOptions, step_n
     return stats
 
 
-def mark_unreadable(unit: WorkUnit, pass_dir: Path, problem: str) -> dict[str, Any]:
+def mark_unreadable(unit: WorkUnit, pass_dir: Path, problem: str, fingerprint: str = "stat") -> dict[str, Any]:
     """A shard that kills every worker that reads it: reported by name, row count unknown."""
     stats = {
         "shard": unit.shard,
@@ -210,7 +210,7 @@ def mark_unreadable(unit: WorkUnit, pass_dir: Path, problem: str) -> dict[str, A
         "warnings": [],
         "step_seconds": {},
         "seconds": 0.0,
-        "fingerprint": input_fingerprint(unit.path),
+        "fingerprint": input_fingerprint(unit.path, fingerprint),
     }
     kept = kept_path(pass_dir, unit)
     for path in (kept, rejected_path(pass_dir, unit)):
@@ -458,7 +458,7 @@ class _Pool:
             # Reading the shard again killed a worker too: report the file by name.
             problem = f"could not be read without killing the worker ({what})"
             print(f"curator: shard {unit.shard} ({unit.origin or unit.path}) {problem}", file=sys.stderr)
-            self.on_done(mark_unreadable(unit, self.pass_dir, problem))
+            self.on_done(mark_unreadable(unit, self.pass_dir, problem, self.options.fingerprint))
             return
         name = self.steps[index].name if 0 <= index < len(self.steps) else "read"
         self.executor._failed(name, unit, what, lambda reason: self._queue_quarantine(queue, unit, name, reason))
