@@ -6,11 +6,17 @@ Plugins load when the CLI or the registry first needs them, never when
 * ``CURATOR_LOAD_PLUGINS=a,b`` loads only the named entry points
   (an empty value loads none);
 * ``--disable-plugin NAME`` / ``CURATOR_DISABLE_PLUGINS=a,b`` blocks plugins;
-* ``CURATOR_TRACE_PLUGINS=1`` prints every hook call to stderr.
+* ``CURATOR_TRACE_PLUGINS=1`` prints every hook call to stderr, each
+  plugin's ``register_steps`` included.
+
+A plugin that cannot be used (it fails to import, or implements a hook that
+does not exist, e.g. ``register_step``) is listed as failed by
+``curator plugins``, with one line saying what to fix; the others still load.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import sys
 from dataclasses import dataclass, field
@@ -19,6 +25,7 @@ from importlib.metadata import entry_points
 import pluggy
 
 from curator import hookspecs
+from curator.errors import PluginError
 from curator.registry import StepRegistry, build_registry
 
 ENTRY_POINT_GROUP = "curator"
@@ -45,6 +52,8 @@ class PluginState:
     def registry(self) -> StepRegistry:
         if self._registry is None:
             self._registry = build_registry(self.pm)
+            # so "unknown step" can say that the plugin which had it failed to load
+            self._registry.failed_plugins = dict(self.failed)
         return self._registry
 
 
@@ -85,13 +94,49 @@ def new_plugin_manager(load_entrypoints: bool = True, disabled: set[str] | None 
     for name in disabled:
         pm.set_blocked(name)
         state.disabled.add(name)
-    if os.environ.get("CURATOR_TRACE_PLUGINS"):
+    if tracing():
         pm.trace.root.setwriter(lambda msg: sys.stderr.write(msg))
         pm.enable_tracing()
     if load_entrypoints:
         _load_entrypoints(state, _env_list("CURATOR_LOAD_PLUGINS"))
-    pm.check_pending()
     return state
+
+
+def tracing() -> bool:
+    return os.environ.get("CURATOR_TRACE_PLUGINS", "") not in ("", "0")
+
+
+def unknown_hooks(pm: pluggy.PluginManager, plugin: object, name: str) -> str | None:
+    """One line for a plugin implementing hooks curator does not have (a typo), else None.
+
+    pluggy's ``check_pending`` raises for the first such hook of any plugin,
+    which would take every plugin down with it; this names the plugin and
+    the hook it probably meant.
+    """
+    known = sorted(n for n in vars(pm.hook) if not n.startswith("_") and getattr(pm.hook, n).has_spec())
+    problems = []
+    for caller in pm.get_hookcallers(plugin) or []:
+        if caller.has_spec() or all(impl.optionalhook for impl in caller.get_hookimpls() if impl.plugin is plugin):
+            continue
+        close = difflib.get_close_matches(caller.name, known, n=1, cutoff=0.6)
+        problems.append(f"unknown hook {caller.name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    if not problems:
+        return None
+    return f"plugin {name!r}: {', '.join(problems)}; rename the @hookimpl function to one of {', '.join(known)} (docs/plugin-hooks.md)"
+
+
+def _register(state: PluginState, plugin: object, name: str) -> str | None:
+    """Register ``plugin``; on a bad hook unregister it again and return why."""
+    try:
+        state.pm.register(plugin, name=name)
+    except pluggy.PluginValidationError as exc:  # e.g. a hook with an argument the spec does not have
+        return f"plugin {name!r}: {exc}; see the hook's signature in docs/plugin-hooks.md"
+    problem = unknown_hooks(state.pm, plugin, name)
+    if problem:
+        state.pm.unregister(name=name)
+    elif tracing():
+        sys.stderr.write(f"curator: registered plugin {name!r} ({getattr(plugin, '__name__', type(plugin).__name__)})\n")
+    return problem
 
 
 def _load_entrypoints(state: PluginState, allow: list[str] | None) -> None:
@@ -105,7 +150,10 @@ def _load_entrypoints(state: PluginState, allow: list[str] | None) -> None:
         except Exception as exc:  # a broken plugin must not take the host down
             state.failed[ep.name] = f"{type(exc).__name__}: {exc}"
             continue
-        state.pm.register(plugin, name=ep.name)
+        problem = _register(state, plugin, ep.name)
+        if problem:
+            state.failed[ep.name] = problem
+            continue
         dist = getattr(ep, "dist", None)
         state.infos[ep.name] = PluginInfo(
             name=ep.name,
@@ -140,8 +188,9 @@ def reset() -> None:
 def register_plugin(plugin: object, name: str) -> None:
     """Register a plugin object at run time (for tests and notebooks)."""
     state = get_state()
-    state.pm.register(plugin, name=name)
-    state.pm.check_pending()
+    problem = _register(state, plugin, name)
+    if problem:
+        raise PluginError(problem)
     state.infos[name] = PluginInfo(name=name, module=getattr(plugin, "__name__", repr(plugin)))
     state._registry = None
 

@@ -27,10 +27,10 @@ from tqdm import tqdm
 from curator import catalog
 from curator import stats as run_stats
 from curator.config import Pipeline, StepSpec, validate_pipeline
-from curator.errors import BadInputError, ConfigError, CuratorError
+from curator.errors import BadInputError, ConfigError, CuratorError, StepError
 from curator.executors import Executor, make_executor
 from curator.passes import PassOptions, kept_path, shard_done
-from curator.registry import StepRegistry
+from curator.registry import StepRegistry, name_plugins, step_failure
 from curator.shards import WorkUnit, discover_inputs, make_units, write_json_atomic
 from curator.steps import FitContext, FitStep, Step
 
@@ -260,7 +260,10 @@ def _run_segments(
                 # Later passes read the contract shards the previous pass wrote (their own files: stat is enough).
                 contract = pipeline.options.input.model_copy(update={"format": "parquet", "id_column": "id", "text_column": "text"})
                 options = PassOptions(contract, pipeline.options.batch_size, "fail", fail_fast, "stat", **layout)
-            _run_pass(engine, steps, current_units, pass_dir, options, progress, label=",".join(s.name for s in steps) or "ingest")
+            try:
+                _run_pass(engine, steps, current_units, pass_dir, options, progress, label=",".join(s.name for s in steps) or "ingest")
+            except StepError as exc:
+                raise StepError(name_plugins(registry, steps, str(exc))) from exc
             current_units = [
                 WorkUnit(u.index, str(kept_path(pass_dir, u)), u.shard, u.id_prefix, u.origin or u.path) for u in current_units if kept_path(pass_dir, u).exists()
             ]
@@ -269,7 +272,12 @@ def _run_segments(
             spec = seg.specs[0]
             step = spec.build(registry, results, pipeline.source)
             assert isinstance(step, FitStep)
-            results[step.name] = _run_fit(engine, step, run_dir, [Path(u.path) for u in current_units], results, spec, progress)
+            try:
+                results[step.name] = _run_fit(engine, step, run_dir, [Path(u.path) for u in current_units], results, spec, progress)
+            except CuratorError:
+                raise
+            except Exception as exc:  # the plugin's bug: one line naming plugin and step, not a traceback
+                raise StepError(step_failure(registry, step, exc, "fit")) from exc
             manifest["artifacts"][step.name] = str(Path("artifacts") / step.name)
             write_json_atomic(manifest_path, manifest)
     catalog.write_database(run_dir)

@@ -39,6 +39,23 @@ def _type_name(annotation: object) -> str:
     return str(annotation).replace("typing.", "")
 
 
+_BOUNDS = {"gt": ">", "ge": ">=", "lt": "<", "le": "<=", "multiple_of": "multiple of", "min_length": "length >=", "max_length": "length <="}
+
+
+def _constraints(field: object) -> list[str]:
+    """A field's bounds as written by users, e.g. [">= 0", "<= 100"] (pydantic keeps them in ``metadata``)."""
+    out = []
+    for item in getattr(field, "metadata", []):
+        for attr, symbol in _BOUNDS.items():
+            value = getattr(item, attr, None)
+            if value is not None:
+                out.append(f"{symbol} {value}")
+    extra = getattr(field, "json_schema_extra", None)
+    if isinstance(extra, dict) and extra.get("path"):
+        out.append("a path (relative to the pipeline file)")
+    return out
+
+
 def step_rows() -> list[dict]:
     rows = []
     for name, entry in plugins.get_registry():
@@ -52,6 +69,7 @@ def step_rows() -> list[dict]:
                     "required": field.is_required(),
                     "default": default if isinstance(default, (int, float, str, bool, type(None), list, tuple)) else repr(default),
                     "description": field.description or "",
+                    "constraints": _constraints(field),
                 }
             )
         rows.append(
@@ -100,6 +118,30 @@ def steps_command(as_json: bool) -> None:
             click.echo(f"    {row['description']}")
         for p in row["parameters"]:
             default = "required" if p["required"] else f"default {p['default']!r}"
-            click.echo(f"    {p['name']}: {p['type']} ({default})")
+            bounds = "".join(f", {c}" for c in p["constraints"])
+            about = f": {p['description']}" if p["description"] else ""
+            click.echo(f"    {p['name']}: {p['type']} ({default}{bounds}){about}")
 
 
+@click.command("new-plugin")
+@click.argument("name")
+@click.option("--kind", type=click.Choice(["filter", "map", "fit"]), default="filter", show_default=True, help="The kind of step the plugin starts with.")
+@click.option("--dir", "directory", type=click.Path(file_okay=False), default=None, help="Folder to create (default: ./curator-NAME).")
+def new_plugin_command(name: str, kind: str, directory: str | None) -> None:
+    """Scaffold a pip-installable plugin package NAME with one working step.
+
+    It holds pyproject.toml (the `curator` entry point), the step module, a
+    test using curator.testing, a README and an example pipeline.
+    """
+    from curator.scaffold import ScaffoldError, create, names_for
+
+    names = names_for(name, kind)
+    registry = plugins.get_registry()
+    if names.step in registry:
+        raise ScaffoldError(
+            f"a step named {names.step!r} already exists (plugin {registry.lookup(names.step).plugin!r}): pick another NAME, "
+            "or the two plugins could not be installed together"
+        )
+    target = create(name, kind, directory)
+    click.echo(f"created {target}/ with the {kind} step {names.step!r} (plugin {names.step!r}, module {names.module}.py)")
+    click.echo(f"next: cd {target} && pip install -e '.[test]' && pytest && curator steps")
