@@ -30,6 +30,10 @@ def test_bad_name_and_taken_step_name_and_existing_dir_are_one_line_errors(tmp_p
     assert exists.returncode == 1 and exists.stderr.count("\n") == 1 and "curator-dup already exists" in exists.stderr
     assert (tmp_path / "curator-dup" / "keep.txt").read_text() == "mine"  # nothing overwritten
     assert not (tmp_path / "curator-noop").exists()
+    made = curator_cli("new-plugin", "dup", "--kind", "map", "--dir", "elsewhere/pkg", cwd=tmp_path)
+    assert "created elsewhere/pkg/ with the map step 'dup'" in made.stdout
+    assert 'dup = "curator_dup"' in (tmp_path / "elsewhere" / "pkg" / "pyproject.toml").read_text()
+    assert "class DupStep(MapStep):" in (tmp_path / "elsewhere" / "pkg" / "curator_dup.py").read_text()
 
 
 def test_names_are_normalised():
