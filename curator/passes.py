@@ -8,6 +8,7 @@ marker exists; outputs are renamed into place before the marker is written.
 from __future__ import annotations
 
 import functools
+import glob
 import hashlib
 import json
 import os
@@ -25,7 +26,7 @@ import pyarrow.compute as pc
 
 from curator.config import InputSpec
 from curator.errors import ConfigError, StepError
-from curator.shards import AtomicParquetWriter, InputReader, WorkUnit, write_json_atomic
+from curator.shards import AtomicParquetWriter, InputReader, WorkUnit, chunk_paths, write_json_atomic
 from curator.steps import FilterResult, FilterStep, Step
 
 
@@ -47,6 +48,36 @@ def kept_path(pass_dir: Path, unit: WorkUnit) -> Path:
 
 def rejected_path(pass_dir: Path, unit: WorkUnit) -> Path:
     return pass_dir / "rejected" / f"{unit.shard}.parquet"
+
+
+def remove_outputs(pass_dir: Path, unit: WorkUnit) -> None:
+    """Delete a unit's kept and rejected shards (every chunk) and any temporary files."""
+    for first in (kept_path(pass_dir, unit), rejected_path(pass_dir, unit)):
+        for path in chunk_paths(first):
+            path.unlink(missing_ok=True)
+        for tmp in first.parent.glob(f".{glob.escape(first.stem)}.*.tmp"):
+            tmp.unlink(missing_ok=True)
+
+
+def prune_stale(pass_dir: Path, units: Sequence[WorkUnit]) -> list[str]:
+    """Delete markers and shards of units this pass no longer has; returns their shard names.
+
+    Units change when a big input is split differently (another ``unit_rows``,
+    or the file changed size) or an earlier pass wrote another number of
+    shards; what the old units wrote would otherwise be counted twice.
+    """
+    current = {u.shard for u in units}
+    stale: set[str] = set()
+    for folder, suffix in (("_done", ".json"), ("kept", ".parquet"), ("rejected", ".parquet")):
+        for path in (pass_dir / folder).glob(f"*{suffix}"):
+            shard = path.name.split(".", 1)[0]  # shard names hold no dot: part-00000.c1.parquet -> part-00000
+            if shard not in current:
+                stale.add(shard)
+    for shard in stale:
+        unit = WorkUnit(-1, "", shard, "")
+        remove_outputs(pass_dir, unit)
+        marker_path(pass_dir, unit).unlink(missing_ok=True)
+    return sorted(stale)
 
 
 def marker_path(pass_dir: Path, unit: WorkUnit) -> Path:
@@ -107,8 +138,8 @@ def process_unit(unit: WorkUnit, steps: Sequence[Step], pass_dir: Path, options:
     """Process one shard end to end and return its stats (also written as its marker)."""
     started = time.perf_counter()
     reader = InputReader(options.input, options.batch_size, options.on_bad_input)
-    kept_writer = AtomicParquetWriter(kept_path(pass_dir, unit))
-    rejected_writer = AtomicParquetWriter(rejected_path(pass_dir, unit))
+    kept_writer = AtomicParquetWriter(kept_path(pass_dir, unit), row_group_rows=options.row_group_rows, max_rows=options.max_shard_rows)
+    rejected_writer = AtomicParquetWriter(rejected_path(pass_dir, unit), row_group_rows=options.row_group_rows, max_rows=options.max_shard_rows)
     rejected: dict[str, Counter[str]] = defaultdict(Counter)
     errors: dict[str, list[str]] = defaultdict(list)
     seconds: Counter[str] = Counter()

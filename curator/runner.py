@@ -29,9 +29,9 @@ from curator import stats as run_stats
 from curator.config import Pipeline, StepSpec, validate_pipeline
 from curator.errors import BadInputError, ConfigError, CuratorError, StepError
 from curator.executors import Executor, make_executor
-from curator.passes import PassOptions, kept_path, shard_done
+from curator.passes import PassOptions, kept_path, prune_stale, shard_done
 from curator.registry import StepRegistry, name_plugins, step_failure
-from curator.shards import WorkUnit, discover_inputs, make_units, write_json_atomic
+from curator.shards import WorkUnit, chunk_paths, discover_inputs, make_units, write_json_atomic
 from curator.steps import FitContext, FitStep, Step
 
 
@@ -264,8 +264,9 @@ def _run_segments(
                 _run_pass(engine, steps, current_units, pass_dir, options, progress, label=",".join(s.name for s in steps) or "ingest")
             except StepError as exc:
                 raise StepError(name_plugins(registry, steps, str(exc))) from exc
+            # the next pass reads each kept shard (a big unit may have written several) as one unit
             current_units = [
-                WorkUnit(u.index, str(kept_path(pass_dir, u)), u.shard, u.id_prefix, u.origin or u.path) for u in current_units if kept_path(pass_dir, u).exists()
+                WorkUnit(u.index, str(path), path.stem.replace(".", "-"), u.id_prefix, u.origin or u.path) for u in current_units for path in chunk_paths(kept_path(pass_dir, u))
             ]
             pass_index += 1
         else:
@@ -308,6 +309,7 @@ def _duplicate_ids_across_shards(run_dir: Path) -> dict[str, Any]:
 
 
 def _run_pass(engine: Executor, steps: list[Step], units: list[WorkUnit], pass_dir: Path, options: PassOptions, progress: bool, label: str) -> None:
+    prune_stale(pass_dir, units)
     todo = [u for u in units if not shard_done(pass_dir, u, options.fingerprint)]
     bar = tqdm(total=len(units), initial=len(units) - len(todo), desc=f"{pass_dir.name} [{label}]", unit="shard", disable=not progress or None, leave=True)
     rows = {"in": 0, "kept": 0}

@@ -833,32 +833,119 @@ def _table_from_rows(rows: list[dict[str, Any]]) -> pa.Table:
 # --------------------------------------------------------------------------- writing
 
 
-class AtomicParquetWriter:
-    """Writes one Parquet file under a temporary name and renames it on close.
+#: a row group is written when it holds this many bytes even if it has fewer rows than
+#: ``row_group_rows``: long web documents would otherwise hold 100k rows (~500 MB) in memory
+ROW_GROUP_BYTES = 64 << 20
 
-    A killed process leaves only a ``.tmp`` file, which the next attempt
-    overwrites, so readers never see half a shard.
+
+def chunk_paths(path: Path) -> list[Path]:
+    """The files one writer of ``path`` left: ``path`` itself, then ``<stem>.c1.parquet``, ``<stem>.c2.parquet``...
+
+    (``.cN`` cannot be mistaken for a shard name: shard names hold no dot.)
+    """
+    pattern = re.compile(re.escape(path.stem) + r"\.c(\d+)" + re.escape(path.suffix))
+    extra = sorted(
+        ((int(m.group(1)), p) for p in path.parent.glob(f"{glob.escape(path.stem)}.c*{path.suffix}") if (m := pattern.fullmatch(p.name))),
+        key=lambda kv: kv[0],
+    )
+    return ([path] if path.exists() else []) + [p for _, p in extra]
+
+
+class AtomicParquetWriter:
+    """Writes one output shard under temporary names and renames it into place on close.
+
+    A killed process leaves only ``.tmp`` files, which the next attempt
+    overwrites, so readers never see half a shard. Rows are written in row
+    groups of ``row_group_rows`` (or ROW_GROUP_BYTES, whichever comes first),
+    zstd, as DuckDB reads fastest; a shard of more than ``max_rows`` rows
+    continues in ``<stem>.c1.parquet``, ``<stem>.c2.parquet``... (see
+    :func:`chunk_paths`), all renamed into place together on close.
     """
 
-    def __init__(self, path: Path, compression: str = "zstd") -> None:
+    def __init__(self, path: Path, compression: str = "zstd", row_group_rows: int = 100_000, max_rows: int | None = None) -> None:
         self.path = path
-        self.tmp = path.with_name(f".{path.name}.tmp")
         self.compression = compression
+        self.row_group_rows = row_group_rows
+        self.max_rows = max_rows
+        self._chunks: list[Path] = []  # final names of the files written, in order
         self._writer: pq.ParquetWriter | None = None
         self._schema: pa.Schema | None = None
+        self._file_rows = 0
+        self._pending: list[pa.Table] = []
+        self._pending_rows = 0
+        self._pending_bytes = 0
         self.rows = 0
+
+    @property
+    def tmp(self) -> Path:
+        """The temporary name of the file being written."""
+        return self._tmp(self._chunk_path(max(len(self._chunks) - 1, 0)))
+
+    def _chunk_path(self, k: int) -> Path:
+        return self.path if k == 0 else self.path.with_name(f"{self.path.stem}.c{k}{self.path.suffix}")
+
+    @staticmethod
+    def _tmp(path: Path) -> Path:
+        return path.with_name(f".{path.name}.tmp")
 
     def write(self, table: pa.Table) -> None:
         if table.num_rows == 0:
             return
         if self._writer is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._schema = table.schema
-            self._writer = pq.ParquetWriter(self.tmp, table.schema, compression=self.compression)
-        elif not table.schema.equals(self._schema):
-            table = self._conform(table)
-        self._writer.write_table(table)
+            self._open(table.schema)  # at once, so a shard being written shows as its .tmp file
+        self._pending.append(table)
+        self._pending_rows += table.num_rows
+        self._pending_bytes += table.nbytes
         self.rows += table.num_rows
+        if self._pending_rows >= self.row_group_rows or self._pending_bytes >= ROW_GROUP_BYTES:
+            self._flush(final=False)
+
+    def _open(self, schema: pa.Schema) -> None:
+        path = self._chunk_path(len(self._chunks))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._chunks.append(path)
+        self._schema = schema
+        self._file_rows = 0
+        self._writer = pq.ParquetWriter(self._tmp(path), schema, compression=self.compression)
+
+    def _flush(self, final: bool) -> None:
+        """Write whole row groups from the pending rows (all of them when ``final``)."""
+        if not self._pending:
+            return
+        pending = self._pending
+        table = pending[0] if len(pending) == 1 else pa.concat_tables([_align(t, self._common(pending)) for t in pending])
+        rows = table.num_rows
+        if not final and self._pending_bytes < ROW_GROUP_BYTES:
+            rows -= rows % self.row_group_rows  # keep the remainder for the next group
+        done = table.slice(0, rows)
+        rest = table.slice(rows)
+        self._pending = [rest] if rest.num_rows else []
+        self._pending_rows, self._pending_bytes = rest.num_rows, rest.nbytes if rest.num_rows else 0
+        offset = 0
+        while offset < done.num_rows:
+            if self._writer is None or (self.max_rows is not None and self._file_rows >= self.max_rows):
+                self._close_file()
+                self._open(done.schema)
+            room = done.num_rows - offset if self.max_rows is None else min(done.num_rows - offset, self.max_rows - self._file_rows)
+            part = done.slice(offset, room)
+            if not part.schema.equals(self._schema):
+                part = self._conform(part)
+            assert self._writer is not None
+            self._writer.write_table(part, row_group_size=self.row_group_rows)
+            self._file_rows += room
+            offset += room
+
+    def _common(self, tables: list[pa.Table]) -> pa.Schema:
+        schema = tables[0].schema
+        for t in tables[1:]:
+            if not t.schema.equals(schema):
+                schema = _unify(schema, t.schema)
+        return schema
+
+    def _close_file(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
 
     def _conform(self, table: pa.Table) -> pa.Table:
         """Make a batch fit the file's schema; widen the file when it cannot.
@@ -873,27 +960,29 @@ class AtomicParquetWriter:
             return _align(table, self._schema)
         # Rare: a later batch brings a new column or a wider type. Rewrite what
         # was written so far under the unified schema and carry on.
+        tmp = self.tmp
         self._writer.close()
-        written = pq.read_table(self.tmp)
+        written = pq.read_table(tmp)
         self._schema = unified
-        self._writer = pq.ParquetWriter(self.tmp, unified, compression=self.compression)
-        self._writer.write_table(_align(written, unified))
+        self._writer = pq.ParquetWriter(tmp, unified, compression=self.compression)
+        if written.num_rows:
+            self._writer.write_table(_align(written, unified), row_group_size=self.row_group_rows)
         return _align(table, unified)
 
     def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            os.replace(self.tmp, self.path)
-            self._writer = None
-        elif self.path.exists():
-            self.path.unlink()  # an earlier attempt's output that this one did not reproduce
+        self._flush(final=True)
+        self._close_file()
+        for path in self._chunks:
+            os.replace(self._tmp(path), path)
+        # an earlier attempt's output that this one did not reproduce (fewer rows, or none)
+        for stale in chunk_paths(self.path)[len(self._chunks) :] if self._chunks else chunk_paths(self.path):
+            stale.unlink()
 
     def abort(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-        if self.tmp.exists():
-            self.tmp.unlink()
+        self._close_file()
+        self._pending = []
+        for path in self._chunks:
+            self._tmp(path).unlink(missing_ok=True)
 
 
 def _unify(a: pa.Schema, b: pa.Schema) -> pa.Schema:

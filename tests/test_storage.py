@@ -83,3 +83,81 @@ def test_a_read_only_copy_is_queried_through_temporary_views(tmp_path, sharded_i
         connection.close()
     assert [{"reject_reason": r, "n": n} for r, n in rows] == expected
     assert (copy / "curator.duckdb").read_bytes() == before
+
+
+# --------------------------------------------------------------------------- Parquet for SQL
+
+TWO_PASSES = """
+steps:
+  - step: text_stats
+  - step: percentile_threshold
+    name: cut
+    column: text_stats__words
+    keep_top_percent: 50
+  - step: range_filter
+    name: top
+    column: text_stats__words
+    min: ${cut.threshold}
+"""
+
+
+def _documents(run):
+    con = duckdb.connect(str(run / "curator.duckdb"), read_only=True)
+    try:
+        return con.execute("SELECT id, reject_step, reject_reason, text_stats__words FROM documents ORDER BY id").fetchall()
+    finally:
+        con.close()
+
+
+def test_output_shards_have_sql_sized_row_groups_and_a_bounded_size(tmp_path, registry):
+    import pyarrow.parquet as pq
+    from conftest import DOLMA
+
+    from curator.config import load_pipeline
+    from curator.runner import run_pipeline
+
+    pipe = load_pipeline(pipeline_file(tmp_path, TWO_PASSES), registry)
+    reference = run_pipeline(pipe, tmp_path / "reference", inputs=[str(DOLMA)], progress=False)
+    pipe.options.row_group_rows, pipe.options.max_shard_rows = 50, 120
+    small = run_pipeline(pipe, tmp_path / "small", inputs=[str(DOLMA)], progress=False, workers=2)
+    assert small["balanced"] and small["input"] == reference["input"] == 697
+    assert _documents(tmp_path / "small") == _documents(tmp_path / "reference")
+
+    pass0 = sorted(p.name for p in (tmp_path / "small" / "pass-0" / "kept").glob("*.parquet"))
+    assert pass0 == ["part-00000.c1.parquet", "part-00000.c2.parquet", "part-00000.c3.parquet", "part-00000.c4.parquet", "part-00000.c5.parquet", "part-00000.parquet"]
+    # pass 1 reads each of them as a unit of its own
+    assert len(list((tmp_path / "small" / "pass-1" / "_done").glob("*.json"))) == 6
+    for path in (tmp_path / "small").glob("pass-*/*/*.parquet"):
+        meta = pq.ParquetFile(path).metadata
+        assert meta.num_rows <= 120
+        assert all(meta.row_group(g).num_rows <= 50 for g in range(meta.num_row_groups))
+        assert meta.row_group(0).column(0).compression == "ZSTD"
+    first = pq.ParquetFile(tmp_path / "small" / "pass-0" / "kept" / "part-00000.parquet").metadata
+    assert first.num_rows == 120 and [first.row_group(g).num_rows for g in range(first.num_row_groups)] == [50, 50, 20]
+    big = pq.ParquetFile(tmp_path / "reference" / "pass-0" / "kept" / "part-00000.parquet").metadata
+    assert big.num_row_groups == 1  # 697 rows: one group, not one per batch
+
+
+def test_a_redone_unit_leaves_no_chunk_of_its_earlier_attempt(tmp_path, registry):
+    from conftest import DOLMA
+
+    from curator.config import load_pipeline
+    from curator.runner import run_pipeline
+
+    pipe = load_pipeline(pipeline_file(tmp_path, "steps:\n  - step: text_stats\n"), registry)
+    pipe.options.max_shard_rows = 100
+    run_pipeline(pipe, tmp_path / "run", inputs=[str(DOLMA)], progress=False)
+    assert len(list((tmp_path / "run" / "pass-0" / "kept").glob("*.parquet"))) == 7
+    (tmp_path / "run" / "pass-0" / "_done" / "part-00000.json").unlink()  # as if killed before its marker
+    pipe.options.max_shard_rows = 300
+    summary = run_pipeline(pipe, tmp_path / "run", inputs=[str(DOLMA)], progress=False)
+    assert sorted(p.name for p in (tmp_path / "run" / "pass-0" / "kept").glob("*.parquet")) == ["part-00000.c1.parquet", "part-00000.c2.parquet", "part-00000.parquet"]
+    assert summary["kept"] == 697 and _sql_count(tmp_path / "run") == 697
+
+
+def _sql_count(run):
+    con = duckdb.connect(str(run / "curator.duckdb"), read_only=True)
+    try:
+        return con.execute("SELECT count(*) FROM kept").fetchone()[0]
+    finally:
+        con.close()

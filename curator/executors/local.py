@@ -38,8 +38,8 @@ from typing import Any
 
 from curator.errors import StepError
 from curator.executors import OnShardDone
-from curator.passes import PassOptions, _with_reject, input_fingerprint, kept_path, marker_path, process_unit, rejected_path
-from curator.shards import AtomicParquetWriter, InputReader, WorkUnit, write_json_atomic
+from curator.passes import PassOptions, _with_reject, input_fingerprint, kept_path, marker_path, process_unit, rejected_path, remove_outputs
+from curator.shards import AtomicParquetWriter, InputReader, WorkUnit, chunk_paths, write_json_atomic
 from curator.steps import FilterStep, Step
 
 # Slots of a worker's shared state: the index of the step it is running
@@ -158,7 +158,7 @@ def quarantine_unit(unit: WorkUnit, pass_dir: Path, options: PassOptions, step_n
     started = time.perf_counter()
     fingerprint = input_fingerprint(unit.path, options.fingerprint)
     reader = InputReader(options.input, options.batch_size, options.on_bad_input)
-    writer = AtomicParquetWriter(rejected_path(pass_dir, unit))
+    writer = AtomicParquetWriter(rejected_path(pass_dir, unit), row_group_rows=options.row_group_rows, max_rows=options.max_shard_rows)
     rejected: dict[str, Counter[str]] = {}
     n_input = 0
     source = unit.origin or unit.path
@@ -177,9 +177,10 @@ def quarantine_unit(unit: WorkUnit, pass_dir: Path, options: PassOptions, step_n
     except BaseException:
         writer.abort()
         raise
-    kept = kept_path(pass_dir, unit)
-    kept.unlink(missing_ok=True)
-    kept.with_name(f".{kept.name}.tmp").unlink(missing_ok=True)
+    for path in chunk_paths(kept_path(pass_dir, unit)):
+        path.unlink(missing_ok=True)
+    for tmp in kept_path(pass_dir, unit).parent.glob(f".{unit.shard}.*.tmp"):
+        tmp.unlink(missing_ok=True)
     stats = {
         "shard": unit.shard,
         "source": unit.path,
@@ -212,10 +213,7 @@ def mark_unreadable(unit: WorkUnit, pass_dir: Path, problem: str, fingerprint: s
         "seconds": 0.0,
         "fingerprint": input_fingerprint(unit.path, fingerprint),
     }
-    kept = kept_path(pass_dir, unit)
-    for path in (kept, rejected_path(pass_dir, unit)):
-        path.unlink(missing_ok=True)
-        path.with_name(f".{path.name}.tmp").unlink(missing_ok=True)
+    remove_outputs(pass_dir, unit)
     write_json_atomic(marker_path(pass_dir, unit), stats)
     return stats
 
