@@ -3,7 +3,10 @@
     python bench/bench_fasttext.py [--text-mb 200]
 
 * limit: the same model's ``predict(texts, k=-1)`` over the same (normalised)
-  texts already in memory;
+  texts already in memory, as Python strings (what a per-text or batched
+  Python caller gets);
+* limit, bytes: the binding under ``predict`` on the same lines as UTF-8
+  bytes (what the stage calls: no str decode/encode, no wrapper);
 * curator: the ``fasttext_quality`` stage, Parquet in -> Parquet out, 1 worker;
 * datatrove: ``FastTextClassifierFilter`` with the same model, Parquet in ->
   Parquet out (its LocalPipelineExecutor, 1 task), annotate-only.
@@ -20,12 +23,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DOLMA, RUNS, SHARED_DATA, machine, replicated_web_shards, timer  # noqa: E402
+from common import DOLMA, RUNS as ALL_RUNS, SHARED_DATA, machine, replicated_web_shards, timer  # noqa: E402
 
 from curator.config import Pipeline, PipelineOptions, StepSpec  # noqa: E402
 from curator.plugins import get_registry  # noqa: E402
 from curator.runner import run_pipeline  # noqa: E402
-from curator_plugins.fasttext_quality import normalise_one, prepare_lines, train_supervised  # noqa: E402
+from curator_plugins.fasttext_quality import normalise_one, prepare_bytes, prepare_lines, train_supervised  # noqa: E402
+
+RUNS = ALL_RUNS / "fasttext"  # our own folder: other benchmarks may be running in bench/_runs
 
 
 DATATROVE_SCHEMA = pa.schema(
@@ -73,6 +78,12 @@ def main() -> None:
         for chunk in texts:
             model.predict(chunk, k=-1)
     limit = t.seconds
+    lines = [prepare_bytes(pq.read_table(s, columns=["text"]).column("text"), 100_000)[0] for s in shards]
+    with timer() as t:
+        for chunk in lines:
+            model.f.multilinePredict(chunk, -1, 0.0, "strict")
+    limit_bytes = t.seconds
+    del texts, lines
 
     pipe = Pipeline(
         options=PipelineOptions(name="bench-fasttext"),
@@ -112,6 +123,7 @@ def main() -> None:
     dropped = docs - written
 
     print(f"limit: predict() on texts in memory   {limit:7.2f}s  {docs / limit:8,.0f} docs/s")
+    print(f"limit, bytes: the binding on UTF-8    {limit_bytes:7.2f}s  {docs / limit_bytes:8,.0f} docs/s")
     print(f"curator fasttext_quality (Parquet)    {ours:7.2f}s  {docs / ours:8,.0f} docs/s")
     print(f"datatrove FastTextClassifierFilter    {datatrove:7.2f}s  {docs / datatrove:8,.0f} docs/s")
     print(f"  (datatrove wrote {written:,} rows: {dropped:,} empty documents dropped without a record)")

@@ -177,3 +177,73 @@ def test_awkward_texts_are_scored_or_rejected_never_crash(tmp_path, registry, dc
     assert set(scores) == {"long", "mixed", "normal"} and all(0 <= s <= 1 for s in scores.values())
     assert summary["balanced"]
     assert not np.isnan(list(scores.values())).any()
+
+
+def _per_text_reference(model, text, max_chars, label):
+    """The plain path the batch scoring must equal: one text at a time, through fastText's own predict()."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    line = pc.utf8_lower(pa.array([text]))[0].as_py()[:max_chars]  # the stage lowercases with Arrow
+    if not line or line.isspace():
+        return None, None
+    labels, probs = model.predict(line.replace("\n", " "), k=-1)
+    return float(probs[list(labels).index(label)]), labels[0]
+
+
+@pytest.mark.parametrize("max_chars", [100_000, 700])
+def test_batch_scores_equal_per_text_predict_on_real_web_text(tmp_path, registry, dclm_style_model, dolma_rows, max_chars):
+    """The Arrow/bytes scoring path gives exactly the scores and labels of predict() called per document."""
+    rows = dolma_rows + [
+        {"id": "blank", "text": " \u00a0\u2028\t", "url": None},
+        {"id": "dotted", "text": "\u0130stanbul \u00e9t\u00e9\r\nna\u00efve " * 100, "url": None},
+    ]
+    write_jsonl(tmp_path / "web.jsonl", rows)
+    path = _score_pipeline(tmp_path, dclm_style_model, f"    max_chars: {max_chars}\n")
+    path.write_text("batch_size: 128\n" + path.read_text())  # several batches, so Arrow slices reach the step
+    pipe = load_pipeline(path, registry)
+    run_pipeline(pipe, tmp_path / "run", inputs=[str(tmp_path / "web.jsonl")], progress=False)
+    con = duckdb.connect(str(tmp_path / "run" / "curator.duckdb"), read_only=True)
+    got = {i: (s, lab) for i, s, lab in con.execute("SELECT id, q__score, q__label FROM documents").fetchall()}
+    model = fasttext.load_model(str(dclm_style_model))
+    assert len(got) == len(rows)
+    truncated = 0
+    for row in rows:
+        expected = _per_text_reference(model, row["text"], max_chars, "__label__hq")
+        assert got[row["id"]] == expected, row["id"]
+        truncated += len(row["text"]) > max_chars
+    assert got["blank"] == (None, None) and got["dotted"][0] is not None
+    assert truncated > 50 or max_chars > 1000  # the cut is exercised on real text
+
+
+def test_prepared_lines_are_the_per_text_normalisation_on_sliced_chunked_arrays(dolma_rows):
+    """prepare_lines / prepare_bytes on Arrow slices and chunks equal the Python loop they replaced."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from curator_plugins.fasttext_quality import prepare_bytes, prepare_lines
+
+    texts = [r["text"] for r in dolma_rows] + ["", "\n\n", "\u3000", "a\nb", None]
+    array = pa.chunked_array([pa.array(texts[:300]), pa.array(texts[300:])]).slice(5, len(texts) - 5)
+    for lowercase in (True, False):
+        plain = (pc.utf8_lower(array) if lowercase else array).to_pylist()
+        expected = [("" if t is None else t)[:500].replace("\n", " ") for t in plain]
+        lines, empty = prepare_lines(array, 500, lowercase)
+        raw, empty_too = prepare_bytes(array, 500, lowercase)
+        assert lines == expected
+        assert raw == [e.encode() + b"\n" for e in expected]
+        assert empty.tolist() == empty_too.tolist() == [not e or e.isspace() for e in expected]
+    # "", "\n\n", "\u3000" and the NULL (scored as empty, not a crash); "a\nb" is text
+    assert empty[-5:].tolist() == [True, True, True, False, True]
+
+
+def test_arrow_whitespace_is_pythons_whitespace():
+    """The empty-text mask uses utf8_is_space: it must agree with str.isspace on every code point."""
+    import sys
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    chars = [chr(c) for c in range(sys.maxunicode + 1) if not 0xD800 <= c <= 0xDFFF]
+    arrow = pc.utf8_is_space(pa.array(chars)).to_numpy(zero_copy_only=False)
+    assert [c for c, a in zip(chars, arrow) if a != c.isspace()] == []
