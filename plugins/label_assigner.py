@@ -37,6 +37,7 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from curator import FitContext, FitStep, MapStep, Params, hookimpl
+from curator.embeddings import TRAINING_SCALE, TextEmbedder, label_texts, softmax
 from curator.errors import ConfigError
 from curator.llm import Answer, AnswerCache, BackendConfig, default_cache_path, grade_cached, grade_documents, make_backend
 from curator_plugins.fasttext_quality import SEARCH_GRID, _load_fasttext, auto_settings, normalise_one, prepare_lines, train_supervised
@@ -71,6 +72,19 @@ def _file_fingerprint(path: str | None) -> str | None:
 
 
 # -- label_taxonomy
+
+
+class Embedding(BaseModel):
+    """Which sentence-embedding model (curator/embeddings.py); the default is installed with curator."""
+
+    model_config = ConfigDict(extra="forbid")
+    model: str | None = Field(None, description="a BERT-style .onnx file (default: all-MiniLM-L6-v2 int8)", json_schema_extra={"path": True})
+    tokenizer: str | None = Field(None, description="its tokenizer.json", json_schema_extra={"path": True})
+    max_tokens: int = Field(256, ge=8, le=512, description="tokens read per document")
+    threads: int | None = Field(None, ge=1, description="onnxruntime threads (default: every core)")
+
+    def embedder(self) -> TextEmbedder:
+        return TextEmbedder(self.model, self.tokenizer, self.max_tokens, self.threads)
 
 
 class Generate(BaseModel):
@@ -240,6 +254,9 @@ class LabelLLM(FitStep):
         label_column: str | None = Field(None, description="corpus column with gold labels, for an agreement report")
         batch_size: int = Field(8, ge=1, description="documents per backend call")
         cache: str | None = Field(None, description="answer cache file")
+        judge: Literal["embedding", "none"] = Field("embedding", description="a second, cheap judge: softmax(judge_scale x cosine) between the document's and each label's MiniLM embedding, multiplied into the LLM's distribution (AG News: LLM 0.66, judge 0.74, both 0.74 accuracy)")
+        judge_scale: float = Field(TRAINING_SCALE, gt=0, description="cosine scale of the embedding judge (20: the scale all-MiniLM-L6-v2 was trained with; not tuned on any labels)")
+        embedding: Embedding = Field(default_factory=lambda: Embedding(), description="the embedding model (default: all-MiniLM-L6-v2, int8 ONNX, installed)")
 
     sample = SeedSelector.sample
 
@@ -300,8 +317,9 @@ class LabelLLM(FitStep):
         finally:
             cache.close()
             backend.close()
+        judged = self._judge(labels, texts) if p.judge == "embedding" else None
         seconds = time.perf_counter() - started
-        table = self._table(sample, answers, names, choices, prior, backend)
+        table = self._table(sample, answers, names, choices, prior, backend, judged)
         pq.write_table(table, ctx.artifact_dir / "llm_labels.parquet")
         got = [v for v in table.column("label").to_pylist() if v is not None]
         fresh = [a for a in answers if not a.cached and a.raw]
@@ -319,6 +337,7 @@ class LabelLLM(FitStep):
             "description_shots": not p.few_shot_file and p.describe_shots,
             "codes": [c.strip() for c in choices],
             "calibrated": prior is not None,
+            "judge": p.judge,
             "backend": backend.name,
             "model": backend.model_id,
             "warnings": [],
@@ -326,19 +345,37 @@ class LabelLLM(FitStep):
         if got and len(set(got)) == 1 and len(got) >= 10:
             result["warnings"].append(f"step {self.name!r}: the LLM gave every document the label {got[0]!r}: a classifier cannot learn from that")
         if "gold" in table.column_names:
-            result["gold_agreement"] = agreement(table.column("gold").to_pylist(), table.column("label").to_pylist(), names)
+            gold = table.column("gold").to_pylist()
+            result["gold_agreement"] = agreement(gold, table.column("label").to_pylist(), names)
+            if judged is not None:
+                result["gold_agreement_llm_alone"] = agreement(gold, table.column("llm_label").to_pylist(), names)
+                result["gold_agreement_judge_alone"] = agreement(gold, table.column("judge_label").to_pylist(), names)
         return result
 
-    def _table(self, sample: pa.Table, answers: list[Answer], names: list[str], choices: list[str], prior: dict[str, float] | None, backend: Any) -> pa.Table:
+    def _judge(self, labels: list[dict[str, str]], texts: list[str]) -> np.ndarray:
+        """The embedding judge's distribution over the labels for each text."""
+        p = self.params
+        embedder = p.embedding.embedder()
+        label_vectors = embedder.embed(label_texts(labels))
+        return softmax(p.judge_scale * embedder.embed(texts) @ label_vectors.T)
+
+    def _table(self, sample: pa.Table, answers: list[Answer], names: list[str], choices: list[str], prior: dict[str, float] | None, backend: Any, judged: np.ndarray | None) -> pa.Table:
         label, code, confidence, distribution = [], [], [], []
-        for a in answers:
+        llm_label, llm_distribution = [], []
+        for i, a in enumerate(answers):
             if not a.ok:  # recorded as failed: no label, never a guess
-                for column in (label, code, confidence, distribution):
+                for column in (label, code, confidence, distribution, llm_label, llm_distribution):
                     column.append(None)
                 continue
             probs = np.array([a.distribution[c] for c in choices])  # type: ignore[index]
             if prior is not None:
                 probs = probs / np.maximum(np.array([prior[c] for c in choices]), 1e-6)
+                probs = probs / probs.sum()
+            llm_label.append(names[int(np.argmax(probs))])
+            llm_distribution.append(json_dumps({n: round(float(v), 5) for n, v in zip(names, probs)}))
+            if judged is not None:
+                # product of experts; the floor keeps one near-zero LLM probability from vetoing the judge
+                probs = np.maximum(probs, 1e-6) * judged[i]
                 probs = probs / probs.sum()
             best = int(np.argmax(probs))
             label.append(names[best])
@@ -352,12 +389,17 @@ class LabelLLM(FitStep):
             "code": pa.array(code, pa.string()),
             "confidence": pa.array(confidence, pa.float64()),
             "distribution": pa.array(distribution, pa.string()),
+            "llm_label": pa.array(llm_label, pa.string()),
+            "llm_distribution": pa.array(llm_distribution, pa.string()),
             "raw": pa.array([a.raw for a in answers], pa.string()),
             "error": pa.array([a.error for a in answers], pa.string()),
             "cached": pa.array([a.cached for a in answers], pa.bool_()),
             "backend": pa.array([backend.name] * len(answers), pa.string()),
             "model": pa.array([backend.model_id] * len(answers), pa.string()),
         }
+        if judged is not None:
+            columns["judge_label"] = pa.array([names[int(j)] for j in judged.argmax(axis=1)], pa.string())
+            columns["judge_distribution"] = pa.array([json_dumps({n: round(float(v), 5) for n, v in zip(names, row)}) for row in judged], pa.string())
         if self.params.label_column and self.params.label_column in sample.column_names:
             columns["gold"] = pa.array([None if v is None else str(v) for v in sample.column(self.params.label_column).to_pylist()], pa.string())
         return pa.table(columns)
@@ -422,15 +464,76 @@ def _labels_path(model_path: str | Path) -> Path:
     return Path(str(model_path) + ".labels.json")
 
 
+class EmbeddingStudent:
+    """Logistic regression over sentence embeddings, optionally times the description judge; the whole model is one JSON file."""
+
+    def __init__(self, labels: list[str], coef: np.ndarray, intercept: np.ndarray, judge: dict[str, Any] | None, embedding: dict[str, Any]) -> None:
+        self.labels, self.coef, self.intercept, self.judge, self.embedding = labels, coef, intercept, judge, embedding
+
+    @classmethod
+    def train(cls, x: np.ndarray, y: list[str], labels: list[str], C: float, judge: dict[str, Any] | None, embedding: Embedding, seed: int) -> EmbeddingStudent:
+        from sklearn.linear_model import LogisticRegression
+
+        present = sorted(set(y))
+        model = LogisticRegression(C=C, max_iter=2000, random_state=seed).fit(x, y)
+        coef = np.full((len(labels), x.shape[1]), 0.0)
+        intercept = np.full(len(labels), -1e4)  # a label the teacher never gave is never predicted by the regression alone
+        rows = model.coef_ if len(present) > 2 else np.vstack([-model.coef_[0] / 2, model.coef_[0] / 2])
+        bias = model.intercept_ if len(present) > 2 else np.array([-model.intercept_[0] / 2, model.intercept_[0] / 2])
+        for i, name in enumerate(model.classes_):
+            coef[labels.index(name)] = rows[i]
+            intercept[labels.index(name)] = bias[i]
+        return cls(labels, coef, intercept, judge, embedding.model_dump())
+
+    def probabilities(self, vectors: np.ndarray) -> np.ndarray:
+        logits = vectors @ self.coef.T + self.intercept
+        if self.judge is not None:
+            logits = logits + self.judge["scale"] * vectors @ np.asarray(self.judge["vectors"]).T
+        return softmax(logits)
+
+    def predict(self, vectors: np.ndarray) -> tuple[list[str], np.ndarray]:
+        probs = self.probabilities(vectors)
+        return [self.labels[i] for i in probs.argmax(axis=1)], probs
+
+    def save(self, path: Path) -> None:
+        data = {
+            "kind": "curator.embedding_student",
+            "labels": self.labels,
+            "coef": self.coef.round(6).tolist(),
+            "intercept": self.intercept.round(6).tolist(),
+            "judge": self.judge,
+            "embedding": self.embedding,
+        }
+        path.write_text(json.dumps(data, ensure_ascii=False))
+
+    @classmethod
+    def load(cls, path: Path) -> EmbeddingStudent:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if data.get("kind") != "curator.embedding_student":
+                raise ValueError("not an embedding student (kind)")
+            return cls(data["labels"], np.asarray(data["coef"]), np.asarray(data["intercept"]), data["judge"], data["embedding"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"{path}: not a label_train student.json ({exc})") from None
+
+
 class LabelTrain(FitStep):
-    """fastText multi-class classifier distilled from the LLM's labels."""
+    """The student: a classifier distilled from the teacher's labels (embedding logistic regression or fastText)."""
 
     name = "label_train"
-    description = "fit: fastText multi-class model on llm_labels; held-out accuracy / macro-F1 / confusion vs the LLM"
+    description = "fit: the student on llm_labels (logistic regression on MiniLM embeddings, or fastText; optionally distilled again into fastText); held-out accuracy / macro-F1 / confusion vs the teacher"
     requires = REQUIRES_FT
 
     class Params(Params):
         sql: str = Field("SELECT text, label, confidence FROM llm_labels WHERE label IS NOT NULL", description="DuckDB query returning text, label (and optionally confidence)")
+        student: Literal["embedding", "fasttext"] = Field("embedding", description="embedding: logistic regression on sentence embeddings (AG News, 300 labels: 0.77 accuracy vs people); fasttext: n-grams only (0.52), but ~100x faster to assign")
+        taxonomy: str | None = Field(None, description="taxonomy file (${taxonomy.taxonomy_path}): the embedding student also weighs the label descriptions, as the teacher's judge does", json_schema_extra={"path": True})
+        judge_scale: float = Field(TRAINING_SCALE, gt=0, description="cosine scale of the description judge (as label_llm's)")
+        embedding: Embedding = Field(default_factory=lambda: Embedding(), description="the embedding model (student: embedding)")
+        C: float | None = Field(None, gt=0, description="inverse L2 strength of the logistic regression (default: picked by 3-fold CV on the teacher's labels)")
+        distill_sample: int = Field(0, ge=0, description="student: embedding: label this many more corpus documents with it and train a fastText model on them, so label_assign runs at fastText speed (AG News: 0.73 with 1,000)")
+        where: str | None = Field(None, description="SQL condition on the corpus for the distill_sample")
+        stratify_by: str | None = Field(None, description="column or SQL expression to stratify the distill_sample by")
         min_confidence: float = Field(0.0, ge=0, le=1, description="train only on LLM labels at least this confident")
         weighted: bool = Field(False, description="repeat each example 1-3 times by the LLM's confidence (fastText has no sample weights)")
         holdout_fraction: float = Field(0.2, ge=0, lt=1, description="share held out (per label) to measure agreement with the LLM")
@@ -445,12 +548,15 @@ class LabelTrain(FitStep):
         strict: bool = Field(False, description="a near-chance model stops the run instead of warning")
         seed: int = 42
 
+    sample = SeedSelector.sample
+
     def fit(self, ctx: FitContext) -> dict[str, Any]:
         p = self.params
         table = ctx.table(p.sql, ["text", "label"], f"step {self.name!r}: sql")
         conf = table.column("confidence").to_pylist() if "confidence" in table.column_names else [1.0] * table.num_rows
+        prepare = normalise_one if p.student == "fasttext" else (lambda text: text)
         rows = [
-            (normalise_one(t), str(lab), 1.0 if c is None else float(c))
+            (prepare(t), str(lab), 1.0 if c is None else float(c))
             for t, lab, c in zip(table.column("text").to_pylist(), table.column("label").to_pylist(), conf)
             if t and t.strip() and lab is not None and (c is None or c >= p.min_confidence)
         ]
@@ -469,6 +575,8 @@ class LabelTrain(FitStep):
             k = int(len(group) * p.holdout_fraction) if len(group) >= 2 else 0
             hold += group[:k]
             train += group[k:]
+        if p.student == "embedding":
+            return self._fit_embedding(ctx, names, train, hold)
         settings, search = self._settings(ctx, train, ft)
         model, attempts = self._train(ctx, train, ft, settings)
         evaluation: dict[str, Any] = {"n": 0}
@@ -480,19 +588,10 @@ class LabelTrain(FitStep):
         model_path = ctx.artifact_dir / "model.bin"
         model.save_model(str(model_path))
         _labels_path(model_path).write_text(json.dumps({v: k for k, v in ft.items()}, indent=1, ensure_ascii=False))
-        warnings = []
-        if evaluation.get("accuracy") is not None:
-            chance = evaluation["majority_rate"]
-            if evaluation["accuracy"] < chance + p.min_accuracy_over_chance:
-                warnings.append(
-                    f"step {self.name!r}: held-out agreement with the LLM is {evaluation['accuracy']:.3f}, near always answering the commonest label ({chance:.3f}): more or cleaner LLM labels are needed"
-                )
-            if evaluation["n"] < 20:
-                warnings.append(f"step {self.name!r}: only {evaluation['n']} held-out examples: the agreement figures are rough")
-        if warnings and p.strict:
-            raise ConfigError("; ".join(warnings) + " (strict: true)")
+        warnings = self._check(evaluation)
         (ctx.artifact_dir / "eval.json").write_text(json.dumps(evaluation, indent=1, ensure_ascii=False))
         return {
+            "student": "fasttext",
             "model_path": str(model_path),
             "labels": names,
             "train": len(train),
@@ -504,6 +603,113 @@ class LabelTrain(FitStep):
             "search": search,
             "training_attempts": attempts,
             "warnings": warnings,
+        }
+
+    def _check(self, evaluation: dict[str, Any], what: str = "the teacher") -> list[str]:
+        p = self.params
+        warnings = []
+        if evaluation.get("accuracy") is not None:
+            chance = evaluation["majority_rate"]
+            if evaluation["accuracy"] < chance + p.min_accuracy_over_chance:
+                warnings.append(
+                    f"step {self.name!r}: held-out agreement with {what} is {evaluation['accuracy']:.3f}, near always answering the commonest label ({chance:.3f}): more or cleaner labels are needed"
+                )
+            if evaluation["n"] < 20:
+                warnings.append(f"step {self.name!r}: only {evaluation['n']} held-out examples: the agreement figures are rough")
+        if warnings and p.strict:
+            raise ConfigError("; ".join(warnings) + " (strict: true)")
+        return warnings
+
+    def _fit_embedding(self, ctx: FitContext, names: list[str], train: list[tuple[str, str, float]], hold: list[tuple[str, str, float]]) -> dict[str, Any]:
+        """Logistic regression on sentence embeddings; optionally distilled once more into fastText."""
+        p = self.params
+        embedder = p.embedding.embedder()
+        judge = None
+        if p.taxonomy:
+            taxonomy = {label["name"]: label for label in load_taxonomy(p.taxonomy)}
+            missing = [n for n in names if n not in taxonomy]
+            if missing:
+                raise ConfigError(f"step {self.name!r}: labels {missing} are not in the taxonomy {p.taxonomy}")
+            judge = {"scale": p.judge_scale, "vectors": embedder.embed(label_texts([taxonomy[n] for n in names])).tolist()}
+        vectors = embedder.embed([t for t, _, _ in train + hold])
+        x_train, x_hold = vectors[: len(train)], vectors[len(train) :]
+        y_train = [lab for _, lab, _ in train]
+        C, search = (p.C, None) if p.C is not None else self._pick_c(x_train, y_train)
+        student = EmbeddingStudent.train(x_train, y_train, names, C, judge, p.embedding, p.seed)
+        evaluation: dict[str, Any] = {"n": 0}
+        if hold:
+            evaluation = agreement([lab for _, lab, _ in hold], student.predict(x_hold)[0])
+        if p.refit and hold:
+            student = EmbeddingStudent.train(vectors, y_train + [lab for _, lab, _ in hold], names, C, judge, p.embedding, p.seed)
+        student_path = ctx.artifact_dir / "student.json"
+        student.save(student_path)
+        (ctx.artifact_dir / "eval.json").write_text(json.dumps(evaluation, indent=1, ensure_ascii=False))
+        result: dict[str, Any] = {
+            "student": "embedding",
+            "model_path": str(student_path),
+            "student_path": str(student_path),
+            "labels": names,
+            "train": len(train),
+            "holdout": len(hold),
+            "accuracy": evaluation.get("accuracy"),
+            "macro_f1": evaluation.get("macro_f1"),
+            "eval": evaluation,
+            "C": C,
+            "search": search,
+            "judge": judge is not None,
+            "embedding_model": embedder.model_id,
+            "warnings": self._check(evaluation),
+        }
+        if p.distill_sample:
+            result.update(self._distill(ctx, student, embedder, names, train + hold))
+        return result
+
+    @staticmethod
+    def _pick_c(x: np.ndarray, y: list[str]) -> tuple[float, dict[str, Any] | None]:
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.model_selection import cross_val_score
+
+        counts = Counter(y)
+        folds = min(3, min(counts.values()))
+        if folds < 2:
+            return 3.0, None
+        tried = {c: round(float(cross_val_score(LogisticRegression(C=c, max_iter=2000), x, y, cv=folds).mean()), 4) for c in (0.3, 1.0, 3.0, 10.0)}
+        best = max(tried, key=lambda c: (tried[c], -c))
+        return best, {"cv_accuracy": tried[best], "tried": tried}
+
+    def _distill(self, ctx: FitContext, student: EmbeddingStudent, embedder: TextEmbedder, names: list[str], teacher_rows: list[tuple[str, str, float]]) -> dict[str, Any]:
+        """The embedding student labels distill_sample more documents; fastText learns from them and the teacher's labels."""
+        p = self.params
+        seen = {t for t, _, _ in teacher_rows}
+        sample = self.sample(ctx, p.distill_sample + len(seen))
+        texts = [t for t in sample.column("text").to_pylist() if t and t.strip() and t not in seen][: p.distill_sample]
+        if len(texts) < 10:
+            raise ConfigError(f"step {self.name!r}: distill_sample: only {len(texts)} corpus documents besides the teacher's sample")
+        started = time.perf_counter()
+        pseudo = student.predict(embedder.embed(texts))[0]
+        embed_seconds = time.perf_counter() - started
+        ft = {name: f"__label__L{i}" for i, name in enumerate(names)}
+        rows = [(normalise_one(t), lab, 1.0) for t, lab in zip(texts, pseudo)]
+        teacher = [(normalise_one(t), lab, c) for t, lab, c in teacher_rows]
+        k = len(rows) // 5  # held out: how well fastText follows the embedding student
+        settings, search = self._settings(ctx, rows[k:] + teacher, ft)
+        model, attempts = self._train(ctx, rows[k:] + teacher, ft, settings)
+        evaluation = agreement([lab for _, lab, _ in rows[:k]], self._predict(model, [t for t, _, _ in rows[:k]], {v: n for n, v in ft.items()}))
+        if self.params.refit:
+            model, attempts = self._train(ctx, rows + teacher, ft, settings)
+        model_path = ctx.artifact_dir / "model.bin"
+        model.save_model(str(model_path))
+        _labels_path(model_path).write_text(json.dumps({v: n for n, v in ft.items()}, indent=1, ensure_ascii=False))
+        return {
+            "model_path": str(model_path),
+            "distilled": len(rows),
+            "distilled_label_counts": dict(Counter(pseudo).most_common()),
+            "embedding_docs_per_second": round(len(texts) / max(embed_seconds, 1e-9), 1),
+            "fasttext_eval": evaluation,
+            "fasttext_accuracy": evaluation.get("accuracy"),
+            "fasttext_settings": settings,
+            "fasttext_search": search,
+            "training_attempts": attempts,
         }
 
     def _settings(self, ctx: FitContext, train: list[tuple[str, str, float]], ft: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any] | None]:
@@ -573,16 +779,23 @@ class LabelAssign(MapStep):
     requires = REQUIRES_FT
 
     class Params(Params):
-        model: str = Field(description="fastText model from label_train (${train.model_path})", json_schema_extra={"path": True})
+        model: str = Field(description="the student from label_train (${train.model_path}): student.json (embeddings) or a fastText .bin", json_schema_extra={"path": True})
         min_confidence: float = Field(0.0, ge=0, le=1, description=f"below this the label is {OTHER!r}")
         top_k: int = Field(1, ge=1, description="with top_k > 1, <name>__top_labels lists up to k labels at or above top_floor")
         top_floor: float = Field(0.2, ge=0, le=1, description="probability a label needs to be listed in top_labels")
         max_chars: int = Field(100_000, gt=0, description="classify only the first max_chars characters")
+        threads: int = Field(1, ge=1, description="embedding student: onnxruntime threads per worker (run --workers N for more)")
 
     def setup(self) -> None:
         path = Path(self.params.model)
         if not path.is_file():
             raise ConfigError(f"step {self.name!r}: model {str(path)!r} does not exist")
+        if path.suffix == ".json":
+            self._student = EmbeddingStudent.load(path)
+            self._embedder = Embedding(**{**self._student.embedding, "threads": self.params.threads}).embedder()
+            self._model = None
+            return
+        self._student = None
         self._model = _load_fasttext().load_model(str(path))
         sidecar = _labels_path(path)
         mapping = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
@@ -592,6 +805,8 @@ class LabelAssign(MapStep):
         if not hasattr(self, "_model"):
             self.setup()
         p = self.params
+        if self._student is not None:
+            return self._process_embedding(batch)
         lines, empty = prepare_lines(batch.column("text"), p.max_chars)
         labels, probs = self._model.predict(lines, k=max(p.top_k, 1))
         label, confidence, top = [], [], []
@@ -605,10 +820,32 @@ class LabelAssign(MapStep):
             label.append(self._names[row_labels[0]] if conf >= p.min_confidence else OTHER)
             confidence.append(conf)
             top.append([self._names[lab] for lab, pr in zip(row_labels, row_probs) if pr >= p.top_floor])
+        return self._columns(label, confidence, top)
+
+    def _columns(self, label: list[str], confidence: list[float], top: list[list[str]]) -> dict[str, Any]:
         columns: dict[str, Any] = {"label": pa.array(label, pa.string()), "confidence": pa.array(confidence, pa.float64())}
-        if p.top_k > 1:
+        if self.params.top_k > 1:
             columns["top_labels"] = pa.array(top, pa.list_(pa.string()))
         return columns
+
+    def _process_embedding(self, batch: pa.Table) -> dict[str, Any]:
+        p = self.params
+        texts = [t[: p.max_chars] if t else "" for t in batch.column("text").to_pylist()]
+        probs = self._student.probabilities(self._embedder.embed(texts))
+        names = self._student.labels
+        label, confidence, top = [], [], []
+        for text, row in zip(texts, probs):
+            if not text.strip():  # nothing to read: no topic
+                label.append(OTHER)
+                confidence.append(0.0)
+                top.append([])
+                continue
+            best = int(row.argmax())
+            label.append(names[best] if row[best] >= p.min_confidence else OTHER)
+            confidence.append(float(row[best]))
+            ranked = np.argsort(-row)[: p.top_k]
+            top.append([names[i] for i in ranked if row[i] >= p.top_floor])
+        return self._columns(label, confidence, top)
 
 
 @hookimpl

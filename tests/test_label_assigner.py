@@ -98,6 +98,7 @@ steps:
   - step: label_train
     name: train
     sql: SELECT text, label FROM corpus
+    student: fasttext
     search: false
   - step: label_assign
     name: labels
@@ -136,12 +137,82 @@ steps:
 def test_train_warns_when_labels_are_noise(tmp_path, registry):
     rows = [{"id": r["id"], "text": r["text"], "label": AG_LABELS[i % 4]} for i, r in enumerate(read_jsonl(AG_NEWS, limit=400))]
     write_jsonl(tmp_path / "in.jsonl", rows)
-    text = "steps:\n  - step: label_train\n    name: train\n    sql: SELECT text, label FROM corpus\n"
+    text = "steps:\n  - step: label_train\n    name: train\n    sql: SELECT text, label FROM corpus\n    student: fasttext\n"
     summary = run_pipeline(load_pipeline(pipeline_file(tmp_path, text), registry), tmp_path / "run", inputs=[str(tmp_path / "in.jsonl")], progress=False)
     train = result_of(summary, "train")
     assert train["accuracy"] < 0.4 and any("commonest label" in w for w in train["warnings"])
     # under 2,000 examples the settings are chosen by cross-validated accuracy (also near chance here)
     assert len(train["search"]["tried"]) >= 5 and train["search"]["cv_accuracy"] < 0.4
+
+
+# -- the embedding student (no LLM): gold labels on 240 documents, judged on 200 it never saw
+
+
+@pytest.fixture(scope="module")
+def split_corpus(ag_news):
+    rows = read_jsonl(AG_NEWS)
+    train = [{"id": r["id"], "text": r["text"], "label": r["label"], "split": "train"} for r in rows[1::23][:240]]
+    test = [{"id": r["id"], "text": r["text"], "label": r["label"], "split": "test"} for r in rows[2::23][:200]]
+    write_jsonl(ag_news / "split.jsonl", train + test + [{"id": "blank", "text": " ", "split": "test"}])
+    return ag_news / "split.jsonl"
+
+
+STUDENT = """
+steps:
+  - step: label_train
+    name: train
+    sql: SELECT text, label FROM corpus WHERE split = 'train'
+    student: {student}
+    taxonomy: {taxonomy}
+    search: false
+    C: 3
+  - step: label_assign
+    name: labels
+    model: ${{train.model_path}}
+    top_k: 2
+"""
+
+
+def unseen_accuracy(run):
+    return con(run).execute("SELECT avg((labels__label = label)::int) FROM kept WHERE split = 'test' AND id <> 'blank'").fetchone()[0]
+
+
+def test_embedding_student_beats_fasttext_on_few_labels(ag_news, split_corpus, tmp_path, registry):
+    got = {}
+    for student in ("embedding", "fasttext"):
+        text = STUDENT.format(student=student, taxonomy=ag_news / "ag_labels.yaml")
+        summary = run_pipeline(load_pipeline(pipeline_file(tmp_path, text, f"{student}.yaml"), registry), tmp_path / student, inputs=[str(split_corpus)], progress=False)
+        assert summary["balanced"] and summary["kept"] == 441
+        got[student] = (result_of(summary, "train"), unseen_accuracy(tmp_path / student))
+    train, accuracy = got["embedding"]
+    assert train["student"] == "embedding" and train["model_path"].endswith("student.json") and train["judge"]
+    assert train["holdout"] >= 40 and train["accuracy"] > 0.7, train
+    # 240 gold labels: sentence embeddings generalise where n-grams cannot yet (measured 0.8+ vs ~0.5)
+    assert accuracy > 0.72 and accuracy > got["fasttext"][1] + 0.1, (accuracy, got["fasttext"][1])
+    db = con(tmp_path / "embedding")
+    assert db.execute("SELECT labels__label, labels__confidence, labels__top_labels FROM kept WHERE id = 'blank'").fetchone() == ("other", 0.0, [])
+    for label, conf, top in db.execute("SELECT labels__label, labels__confidence, labels__top_labels FROM kept WHERE id <> 'blank'").fetchall():
+        assert label in AG_LABELS and 0 < conf <= 1 and top[0] == label and len(top) <= 2
+
+
+def test_embedding_student_distilled_into_fasttext(ag_news, split_corpus, tmp_path, registry):
+    text = STUDENT.format(student="embedding", taxonomy=ag_news / "ag_labels.yaml").replace("    C: 3\n", "    C: 3\n    distill_sample: 150\n    where: split = 'test'\n")
+    summary = run_pipeline(load_pipeline(pipeline_file(tmp_path, text), registry), tmp_path / "run", inputs=[str(split_corpus)], progress=False)
+    train = result_of(summary, "train")
+    # label_assign runs the fastText model; the embedding student stays beside it
+    assert train["model_path"].endswith("model.bin") and Path(train["student_path"]).is_file()
+    assert train["distilled"] == 150 and sum(train["distilled_label_counts"].values()) == 150
+    assert train["fasttext_eval"]["n"] == 30 and train["fasttext_accuracy"] is not None
+    assert unseen_accuracy(tmp_path / "run") > 0.5 and summary["balanced"]
+
+
+def test_a_broken_student_file_is_named(tmp_path, registry):
+    from curator_plugins.label_assigner import EmbeddingStudent
+
+    bad = tmp_path / "student.json"
+    bad.write_text('{"kind": "something else"}')
+    with pytest.raises(ConfigError, match=r"student.json: not a label_train student.json"):
+        EmbeddingStudent.load(bad)
 
 
 def test_few_shot_file_with_a_label_outside_the_taxonomy(ag_news, tmp_path, registry):
@@ -214,7 +285,17 @@ def test_llm_labels_table_with_distributions(e2e):
         dist = json.loads(distribution)
         assert set(dist) == set(AG_LABELS) and abs(sum(dist.values()) - 1) < 1e-3
         assert confidence == pytest.approx(max(dist.values()), abs=1e-4) and dist[label] == max(dist.values())
+    # the teacher's distribution is the LLM's times the embedding judge's, renormalised
+    for llm_d, judge_d, dist, llm_label, judge_label in db.execute(
+        "SELECT llm_distribution, judge_distribution, distribution, llm_label, judge_label FROM llm_labels WHERE label IS NOT NULL"
+    ).fetchall():
+        llm_d, judge_d, dist = json.loads(llm_d), json.loads(judge_d), json.loads(dist)
+        product = {k: max(llm_d[k], 1e-6) * judge_d[k] for k in AG_LABELS}
+        total = sum(product.values())
+        assert all(abs(product[k] / total - dist[k]) < 2e-3 for k in AG_LABELS)
+        assert llm_d[llm_label] == max(llm_d.values()) and judge_d[judge_label] == max(judge_d.values())
     llm = result_of(summary, "llm")
+    assert llm["judge"] == "embedding" and llm["gold_agreement_judge_alone"]["n"] == 12
     assert llm["llm_calls"] == 12 and llm["few_shot"] == 4 and llm["parsed"] + llm["failed"] == 12
     assert llm["gold_agreement"]["n"] == llm["parsed"]
 
@@ -326,7 +407,7 @@ def test_ray_and_local_assign_identical_labels(tmp_path, registry):
     ray = pytest.importorskip("ray")
     rows = [{"id": r["id"], "text": r["text"], "label": r["label"]} for r in read_jsonl(AG_NEWS, limit=800)]
     write_jsonl(tmp_path / "in.jsonl", rows)
-    train = "steps:\n  - step: label_train\n    name: train\n    sql: SELECT text, label FROM corpus\n    search: false\n"
+    train = "steps:\n  - step: label_train\n    name: train\n    sql: SELECT text, label FROM corpus\n    student: fasttext\n    search: false\n"
     summary = run_pipeline(load_pipeline(pipeline_file(tmp_path, train, "train.yaml"), registry), tmp_path / "train", inputs=[str(tmp_path / "in.jsonl")], progress=False)
     model = result_of(summary, "train")["model_path"]
     assign = f"steps:\n  - step: label_assign\n    name: labels\n    model: {model}\n    top_k: 2\n"
