@@ -135,8 +135,9 @@ def _param_rows(fields: dict[str, FieldInfo], prefix: str = "") -> list[str]:
 def step_page(name: str, cls: type[Step], plugin: str) -> str:
     """The Markdown page of one step."""
     qualified = f"{cls.__module__}.{cls.__qualname__}"
-    lines = [HEADER, f"# `{name}`", "", f"**{cls.kind}** step from plugin `{plugin}` (`{qualified}`). "
-             f"[What a {cls.kind} step is](../concepts.md#kinds-of-step) · [all steps](index.md)", ""]
+    intro = (f"**{cls.kind}** step from plugin `{plugin}` (`{qualified}`). "
+             f"[What a {cls.kind} step is](../concepts.md#kinds-of-step) · [all steps](index.md)")
+    lines = [HEADER, f"# `{name}`", "", intro, ""]
     if cls.description:
         lines += [cls.description, ""]
     doc = _docstring(cls)
@@ -166,10 +167,10 @@ def index_page(steps: Iterable[tuple[str, type[Step], str]]) -> str:
     by_plugin: dict[str, list[tuple[str, type[Step]]]] = {}
     for name, cls, plugin in steps:
         by_plugin.setdefault(plugin, []).append((name, cls))
-    lines = [HEADER, "# Built-in steps: reference", "",
-             "One page per step, generated from its code (parameters, types, defaults, constraints). "
+    intro = ("One page per step, generated from its code (parameters, types, defaults, constraints). "
              "What the steps are for and how they fit together: [../steps.md](../steps.md); "
-             "map, filter and fit: [../concepts.md](../concepts.md).", ""]
+             "map, filter and fit: [../concepts.md](../concepts.md).")
+    lines = [HEADER, "# Built-in steps: reference", "", intro, ""]
     for plugin in sorted(by_plugin):
         lines += [f"## Plugin `{plugin}`", "", "| step | kind | what |", "|---|---|---|"]
         for name, cls in by_plugin[plugin]:

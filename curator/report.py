@@ -380,8 +380,8 @@ reproduces it (views: {html.escape(", ".join(sorted(self.views)))}).</footer>
         calibration = result.get("calibration")
         if isinstance(calibration, dict):
             parts.append("<h4>LLM grades vs the sample's human labels</h4>" + _table(["metric", "value"], [[k, v] for k, v in calibration.items()], "narrow"))
-        teacher = result.get("teacher") if isinstance(result.get("teacher"), dict) else {}
-        report = teacher.get("report") if isinstance(teacher.get("report"), dict) else None
+        teacher: dict[str, Any] = result["teacher"] if isinstance(result.get("teacher"), dict) else {}
+        report: dict[str, Any] | None = teacher["report"] if isinstance(teacher.get("report"), dict) else None
         if report:
             alone = report.get("alone") or {}
             adds = report.get("adds") or {}

@@ -68,9 +68,16 @@ def _create_views(connection: duckdb.DuckDBPyConnection, run_a: Path, run_b: Pat
     )
 
 
+def _one(connection: duckdb.DuckDBPyConnection, query: str) -> tuple[Any, ...]:
+    """The single row of an aggregate query."""
+    row = connection.execute(query).fetchone()
+    assert row is not None  # an aggregate without GROUP BY always returns one row
+    return row
+
+
 def _side(connection: duckdb.DuckDBPyConnection, side: str, run: Path) -> dict[str, Any]:
     manifest = catalog.read_manifest(run)
-    rows, kept, ids = connection.execute(f"SELECT count(*), count(*) FILTER (WHERE step IS NULL), count(DISTINCT id) FROM {side}_rows").fetchone()
+    rows, kept, ids = _one(connection, f"SELECT count(*), count(*) FILTER (WHERE step IS NULL), count(DISTINCT id) FROM {side}_rows")
     return {"run": str(run), "pipeline": manifest.get("pipeline"), "status": manifest.get("status"), "rows": rows, "kept": kept, "rejected": rows - kept, "ids": ids}
 
 
@@ -105,9 +112,9 @@ def diff_runs(run_a: str | Path, run_b: str | Path, limit: int = 3) -> dict[str,
         raise CuratorError(f"curator diff {run_a} {run_b}: cannot read the runs' shards: {exc}") from None
     try:
         a, b = _side(connection, "a", run_a), _side(connection, "b", run_b)
-        common, = connection.execute("SELECT count(*) FROM pairs").fetchone()
+        (common,) = _one(connection, "SELECT count(*) FROM pairs")
         if common == 0:
-            examples = [connection.execute(f"SELECT min(id) FROM {s}_docs").fetchone()[0] for s in SIDES]
+            examples = [_one(connection, f"SELECT min(id) FROM {s}_docs")[0] for s in SIDES]
             raise CuratorError(
                 f"{run_a} ({a['ids']:,} ids, e.g. {examples[0]!r}) and {run_b} ({b['ids']:,} ids, e.g. {examples[1]!r}) have no document id in common: "
                 "curator diff compares two runs over the same input (documents are matched on id)"
@@ -127,8 +134,8 @@ def diff_runs(run_a: str | Path, run_b: str | Path, limit: int = 3) -> dict[str,
                       coalesce(sum(n) FILTER (WHERE side = 'b'), 0)::BIGINT AS b
                FROM c GROUP BY step, reason ORDER BY step IS NULL, step, reason"""
         ).fetchall()
-        only_a, = connection.execute("SELECT count(*) FROM a_docs ANTI JOIN b_docs USING (id)").fetchone()
-        only_b, = connection.execute("SELECT count(*) FROM b_docs ANTI JOIN a_docs USING (id)").fetchone()
+        (only_a,) = _one(connection, "SELECT count(*) FROM a_docs ANTI JOIN b_docs USING (id)")
+        (only_b,) = _one(connection, "SELECT count(*) FROM b_docs ANTI JOIN a_docs USING (id)")
     except duckdb.Error as exc:  # e.g. a shard deleted or damaged since the run
         raise CuratorError(f"curator diff {run_a} {run_b}: cannot read the runs' shards: {exc}") from None
     finally:
