@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import re
 import sys
 import types
 import typing
@@ -101,8 +102,14 @@ def _default(field: FieldInfo) -> str:
     return f"`{value!r}`"
 
 
+def _prose(text: str) -> str:
+    """Markdown for text written for a terminal: ``<kept id>`` outside code spans would be read as an HTML tag."""
+    parts = re.split(r"(`+[^`]*`+)", str(text))
+    return "".join(p if p.startswith("`") else re.sub(r"<(?=[A-Za-z/!?])", "&lt;", p) for p in parts)
+
+
 def _cell(text: str) -> str:
-    return " ".join(str(text).split()).replace("|", "\\|")
+    return _prose(" ".join(str(text).split())).replace("|", "\\|")
 
 
 def _docstring(cls: type[Step]) -> str:
@@ -139,10 +146,10 @@ def step_page(name: str, cls: type[Step], plugin: str) -> str:
              f"[What a {cls.kind} step is](../concepts.md#kinds-of-step) · [all steps](index.md)")
     lines = [HEADER, f"# `{name}`", "", intro, ""]
     if cls.description:
-        lines += [cls.description, ""]
+        lines += [_prose(cls.description), ""]
     doc = _docstring(cls)
     if doc:
-        lines += [doc, ""]
+        lines += [_prose(doc), ""]
     fields = cls.Params.model_fields
     lines += ["## Parameters", ""]
     if fields:

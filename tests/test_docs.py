@@ -43,6 +43,12 @@ def test_a_page_shows_types_defaults_and_constraints():
     assert "| `llm.type` | one of 'embedded', 'openai' | `'embedded'` |" in (STEPS_DIR / "llm_seed_selector.md").read_text()
 
 
+def test_terminal_text_is_escaped_for_markdown_outside_code():
+    # "<kept id>" would be an HTML tag to a Markdown renderer and vanish; code spans and comparisons stay as written
+    assert docgen._prose("rejects duplicate_of:<kept id>, `<name>__score`, min <= x") == "rejects duplicate_of:&lt;kept id>, `<name>__score`, min <= x"
+    assert "&lt;" not in (STEPS_DIR / "percentile_threshold.md").read_text()
+
+
 def test_check_names_the_drifted_page_and_the_command(tmp_path):
     pages = tmp_path / "steps"
     shutil.copytree(STEPS_DIR, pages)
