@@ -30,8 +30,8 @@ import ray
 from ray.data import ActorPoolStrategy, TaskPoolStrategy
 
 from curator.executors import OnShardDone
-from curator.passes import PassOptions, process_unit, setup_steps
-from curator.shards import WorkUnit
+from curator.passes import PassOptions, marker_path, process_unit, setup_steps
+from curator.shards import WorkUnit, write_json_atomic
 from curator.steps import Step
 
 
@@ -46,9 +46,14 @@ def _one_cpu() -> None:
 
 def _process_rows(batch: pa.Table, steps: Sequence[Step], pass_dir: Path, options: PassOptions) -> pa.Table:
     stats = []
+    node = ray.get_runtime_context().get_node_id()
     for unit_json in batch.column("unit").to_pylist():
         unit = WorkUnit.from_dict(json.loads(unit_json))
-        stats.append(json.dumps(process_unit(unit, steps, pass_dir, options)))
+        shard_stats = process_unit(unit, steps, pass_dir, options)
+        # The marker names the Ray node that wrote the shard (on a cluster: where to look for its logs).
+        shard_stats["ray_node"] = node
+        write_json_atomic(marker_path(pass_dir, unit), shard_stats)
+        stats.append(json.dumps(shard_stats))
     return pa.table({"stats": pa.array(stats, pa.string())})
 
 
