@@ -138,7 +138,9 @@ def run_pipeline(
     if not patterns:
         raise ConfigError(f"{pipeline.source}: no input: pass --input GLOB or set input.path")
     files = discover_inputs(patterns)
-    units = make_units(files)
+    opts = pipeline.options
+    # a big file is split into units of unit_rows rows (or unit_mb as stored), so every worker has work
+    units = make_units(files, opts.unit_rows, None if opts.unit_rows else int(opts.unit_mb * 2**20), opts.input.format)
     digest = _pipeline_hash(pipeline, files)
 
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,7 @@ silently; a file that cannot be opened at all is reported by name.
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import io
 import json
@@ -39,7 +40,7 @@ REJECT_COLUMNS = ("reject_step", "reject_reason")
 
 @dataclass(frozen=True)
 class WorkUnit:
-    """One input file (or one previous pass's output shard) and its output name."""
+    """One input file, or a range of one (a big file is split), or one previous pass's output shard; and its output name."""
 
     index: int
     path: str
@@ -48,9 +49,18 @@ class WorkUnit:
     id_prefix: str
     #: the original input file, when ``path`` is an earlier pass's output
     origin: str = ""
+    #: which part of ``path`` this unit reads: "" the whole file; "row_groups" (Parquet row groups
+    #: ``start`` to ``stop``); "bytes" (uncompressed JSONL, byte ``start`` to ``stop``, both at line
+    #: starts); "lines" (compressed JSONL, lines ``start`` to ``stop``). ``stop`` -1: to the end.
+    part: str = ""
+    start: int = 0
+    stop: int = -1
+    #: row (Parquet) or line (JSONL) number of the range's first row in the file, 0-based:
+    #: generated ids and sources count from it, so they are the same however a file is split
+    first_row: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"index": self.index, "path": self.path, "shard": self.shard, "id_prefix": self.id_prefix, "origin": self.origin}
+        return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> WorkUnit:
@@ -142,12 +152,127 @@ def _component_regex(part: str) -> str:
     return "".join(out)
 
 
-def make_units(files: list[str]) -> list[WorkUnit]:
+def make_units(files: list[str], unit_rows: int | None = None, unit_bytes: int | None = None, fmt: str = "auto") -> list[WorkUnit]:
+    """One work unit per file, or several per big file (see :func:`split_file`).
+
+    Without ``unit_rows``/``unit_bytes`` every file is one unit (``part-00000``);
+    a split file's units are ``part-00000-0000``, ``part-00000-0001``...
+    """
     root = os.path.commonpath([os.path.dirname(f) for f in files]) if files else ""
-    return [
-        WorkUnit(index=i, path=f, shard=f"part-{i:05d}", id_prefix=os.path.relpath(f, root))
-        for i, f in enumerate(files)
-    ]
+    units = []
+    for i, f in enumerate(files):
+        whole = WorkUnit(index=i, path=f, shard=f"part-{i:05d}", id_prefix=os.path.relpath(f, root))
+        ranges = split_file(f, unit_rows, unit_bytes, fmt) if (unit_rows or unit_bytes) else []
+        if len(ranges) <= 1:
+            units.append(whole)
+            continue
+        for k, (part, start, stop, first_row) in enumerate(ranges):
+            units.append(dataclasses.replace(whole, shard=f"{whole.shard}-{k:04d}", part=part, start=start, stop=stop, first_row=first_row))
+    return units
+
+
+def split_file(path: str, unit_rows: int | None, unit_bytes: int | None, fmt: str = "auto") -> list[tuple[str, int, int, int]]:
+    """Ranges ``(part, start, stop, first_row)`` of about ``unit_rows`` rows (else ``unit_bytes`` as stored).
+
+    Parquet splits at row groups (from the footer: cheap). Uncompressed JSONL
+    splits at line starts (one pass counting newlines); compressed JSONL by
+    line numbers (one pass decompressing; each unit then decompresses the
+    file up to its range, so big compressed files split into few units or
+    are better stored as Parquet). A file that cannot be inspected is one
+    unit: its reader reports what is wrong with it.
+    """
+    kind = fmt if fmt != "auto" else detect_format(path)
+    try:
+        size = os.path.getsize(path)
+        if kind == "parquet":
+            return _split_parquet(path, size, unit_rows, unit_bytes)
+        if kind == "jsonl":
+            if unit_rows is None and size <= (unit_bytes or size):
+                return []
+            if _compression(path) is None:
+                return _split_jsonl_bytes(path, size, unit_rows, unit_bytes)
+            return _split_jsonl_lines(path, size, unit_rows, unit_bytes)
+    except Exception:  # noqa: BLE001 - damaged or unreadable: read whole, and reported, by the reader
+        return []
+    return []
+
+
+def _split_parquet(path: str, size: int, unit_rows: int | None, unit_bytes: int | None) -> list[tuple[str, int, int, int]]:
+    meta = pq.read_metadata(path)
+    total = max(meta.num_rows, 1)
+    ranges: list[tuple[str, int, int, int]] = []
+    start = first = rows = 0
+    for g in range(meta.num_row_groups):
+        rows += meta.row_group(g).num_rows
+        full = rows >= unit_rows if unit_rows else rows * size / total >= (unit_bytes or size)
+        if full or g == meta.num_row_groups - 1:
+            ranges.append(("row_groups", start, g + 1, first))
+            start, first, rows = g + 1, first + rows, 0
+    return ranges
+
+
+def _split_jsonl_bytes(path: str, size: int, unit_rows: int | None, unit_bytes: int | None) -> list[tuple[str, int, int, int]]:
+    """Byte ranges starting at line starts; ``first_row`` is the line number there."""
+    newlines = []
+    offset = 0
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 24):
+            newlines.append(np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 0x0A) + offset)
+            offset += len(block)
+    nl = np.concatenate(newlines) if newlines else np.zeros(0, dtype=np.int64)
+    if unit_rows:
+        lines = np.arange(unit_rows, len(nl) + 1, unit_rows)  # a unit starts after line L
+    else:
+        targets = np.arange(unit_bytes or size, size, unit_bytes or size)
+        lines = np.unique(np.searchsorted(nl, targets - 1) + 1)  # the first line start at or after each target
+    starts = [(int(nl[line - 1]) + 1, int(line)) for line in lines if 0 < line <= len(nl) and nl[line - 1] + 1 < size]
+    bounds = [(0, 0)] + starts
+    return [("bytes", b, bounds[k + 1][0] if k + 1 < len(bounds) else -1, line) for k, (b, line) in enumerate(bounds)]
+
+
+def _split_jsonl_lines(path: str, size: int, unit_rows: int | None, unit_bytes: int | None) -> list[tuple[str, int, int, int]]:
+    total = sum(block.count(b"\n") for block in _decompressed_blocks(path, []))
+    per = unit_rows or -(-total // max(1, -(-size // (unit_bytes or size))))
+    starts = list(range(0, max(total, 1), max(per, 1)))
+    return [("lines", a, starts[k + 1] if k + 1 < len(starts) else -1, a) for k, a in enumerate(starts)]
+
+
+def _decompressed_blocks(path: str, problems: list[str]) -> Iterator[bytes]:
+    """The decompressed bytes of a .gz/.zst file, block by block; damage is appended to ``problems``.
+
+    Incremental, so the bytes before a truncation or a damaged block still come out.
+    """
+    codec = _compression(path)
+    with open(path, "rb") as fh:
+        if codec is None:
+            while block := fh.read(1 << 24):
+                yield block
+            return
+        if codec == "gzip":
+            new = lambda: zlib.decompressobj(wbits=31)  # noqa: E731 (gzip header; one per member)
+        else:
+            import zstandard
+
+            new = zstandard.ZstdDecompressor().decompressobj
+        decoder = new()
+        started = False  # inside a member/frame whose end has not been seen
+        try:
+            while block := fh.read(1 << 20):
+                while block:
+                    started = True
+                    out = decoder.decompress(block)
+                    if out:
+                        yield out
+                    if not decoder.eof:
+                        break
+                    # end of one gzip member / zstd frame: more may follow
+                    block, started = decoder.unused_data, False
+                    decoder = new()
+        except Exception as exc:  # zlib.error, zstd.ZstdError: a damaged block
+            problems.append(f"damaged {codec} stream: {type(exc).__name__}: {exc}")
+            return
+    if started:
+        problems.append(f"{codec} stream ends early (truncated file)")
 
 
 def detect_format(path: str) -> str | None:
@@ -206,7 +331,7 @@ class InputReader:
             self._file_problem(unit.path, "not a .jsonl/.json(.gz/.zst) or .parquet file", None)
             return
         self._seen_ids: set[str] = set()
-        self._row = 0
+        self._row = unit.first_row
         reader = {"parquet": self._read_parquet, "jsonl": self._read_jsonl}.get(fmt, self._read_warc)
         try:
             for table, bad in reader(unit):
@@ -255,8 +380,9 @@ class InputReader:
             return
         if pf.metadata.num_rows == 0:
             self.warnings.append(f"{unit.path}: empty file")
+        groups = range(unit.start, pf.num_row_groups if unit.stop < 0 else unit.stop) if unit.part == "row_groups" else range(pf.num_row_groups)
         # Row group by row group, so one damaged row group costs only its rows.
-        for group in range(pf.num_row_groups):
+        for group in groups:
             rows = pf.metadata.row_group(group).num_rows
             try:
                 for batch in pf.iter_batches(batch_size=self.batch_size, row_groups=[group]):
@@ -314,9 +440,41 @@ class InputReader:
             return b"".join(chunks), f"{codec} stream ends early (truncated file)"
         return b"".join(chunks), None
 
+    def _unit_bytes(self, unit: WorkUnit) -> tuple[bytes, str | None]:
+        """The JSONL bytes of the unit's range (whole lines), and what went wrong reading them."""
+        if unit.part == "bytes":
+            with open(unit.path, "rb") as fh:
+                fh.seek(unit.start)
+                return (fh.read() if unit.stop < 0 else fh.read(unit.stop - unit.start)), None
+        if unit.part == "lines":
+            # decompress from the start (streams cannot seek), keep lines start..stop
+            problems: list[str] = []
+            chunks: list[bytes] = []
+            line = 0
+            for block in _decompressed_blocks(unit.path, problems):
+                count = block.count(b"\n")
+                if line + count < unit.start:
+                    line += count
+                    continue
+                lo = 0
+                while line < unit.start:
+                    lo = block.index(b"\n", lo) + 1
+                    line += 1
+                if unit.stop >= 0 and line + block.count(b"\n", lo) >= unit.stop:
+                    hi = lo
+                    while line < unit.stop:
+                        hi = block.index(b"\n", hi) + 1
+                        line += 1
+                    chunks.append(block[lo:hi])
+                    return b"".join(chunks), None
+                chunks.append(block[lo:])
+                line += block.count(b"\n", lo)
+            return b"".join(chunks), (problems[0] if problems else None)
+        return self._decompress(unit.path)
+
     def _read_jsonl(self, unit: WorkUnit) -> Iterator[tuple[pa.Table, pa.Table | None]]:
         try:
-            data, problem = self._decompress(unit.path)
+            data, problem = self._unit_bytes(unit)
         except OSError as exc:
             self._file_problem(unit.path, f"cannot read: {exc.strerror or exc}", None)
             return
@@ -330,7 +488,8 @@ class InputReader:
         table: pa.Table | None = None
         # Arrow's parser rejects lone surrogates itself, but not bytes that are not
         # UTF-8; and it crashes on a first line `null` and reads later ones as rows.
-        if not too_deep and _lines_are_objects(data) and _is_utf8(data):
+        # (Blank lines go to the line reader too: generated ids count lines, Arrow's rows skip them.)
+        if not too_deep and _lines_are_objects(data) and b"\n\n" not in data and not data.startswith(b"\n") and _is_utf8(data):
             try:
                 # Fast path: Arrow's parser; it gives up on the first bad line.
                 table = pajson.read_json(io.BytesIO(data), read_options=pajson.ReadOptions(block_size=1 << 24))
@@ -353,7 +512,7 @@ class InputReader:
             rows += table.num_rows + (bad.num_rows if bad is not None else 0)
             yield table, bad
         if tail.strip():
-            line = complete.count(b"\n") + 1
+            line = unit.first_row + complete.count(b"\n") + 1
             cut = _bad_row(tail.decode("utf-8", "backslashreplace"), "truncated: the stream ends inside this line", f"{unit.path}:{line}")
             yield _table_from_rows([]), _bad_table([cut])
         self.unreadable.append(
@@ -370,11 +529,12 @@ class InputReader:
         good: list[dict[str, Any]] = []
         bad: _BadRows = _BadRows(self.on_bad_input)
         lines = data.split(b"\n")
-        for number, raw in enumerate(lines, start=1):
+        for here, raw in enumerate(lines, start=1):
             if not raw.strip():
                 continue
+            number = unit.first_row + here  # line number in the file (a unit may start mid-file)
             where = f"{unit.path}:{number}"
-            if number in too_deep:
+            if here in too_deep:
                 bad.append(_bad_row(_preview(raw), f"too_deep: JSON nested deeper than {MAX_NESTING} levels", where))
                 continue
             try:
@@ -467,9 +627,9 @@ class InputReader:
             table = table.drop_columns([spec.id_column])
             ids = _ids_as_strings(ids, problems)
             if ids.null_count:
-                ids = pc.coalesce(ids, self._generated_ids(unit, first_row, positions))
+                ids = pc.coalesce(ids, self._generated_ids(unit, first_row, positions, lines))
         else:
-            ids = self._generated_ids(unit, first_row, positions)
+            ids = self._generated_ids(unit, first_row, positions, lines)
         text = table.column(spec.text_column)
         table = table.drop_columns([spec.text_column])
         if pa.types.is_null(text.type):
@@ -507,7 +667,10 @@ class InputReader:
         return table, bad
 
     @staticmethod
-    def _generated_ids(unit: WorkUnit, first_row: int, positions: list[int]) -> pa.Array:
+    def _generated_ids(unit: WorkUnit, first_row: int, positions: list[int], lines: list[int] | None = None) -> pa.Array:
+        """``<file>:<n>``: n is the row's 0-based row (Parquet) or line (JSONL) in the file, whatever unit reads it."""
+        if lines:
+            return pa.array([f"{unit.id_prefix}:{lines[p] - 1}" for p in positions], pa.string())
         return pa.array([f"{unit.id_prefix}:{first_row + p}" for p in positions], pa.string())
 
     def _check_duplicates(self, ids: pa.Array | pa.ChunkedArray, problems: dict[int, str]) -> None:
