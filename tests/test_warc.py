@@ -203,3 +203,19 @@ def test_gzip_member_per_record_is_what_is_read(tmp_path, pages):
     assert raw.count(b"WARC/1") == 1 + 3 * 3
     good, bad, _ = read_all(path)
     assert len(good) == 3 and bad == []
+
+
+def test_zstd_warc_and_forced_format(tmp_path, pages):
+    """A .warc.zst reads like a .warc.gz; input.format names the reader for other file names."""
+    import zstandard
+
+    plain = tmp_path / "crawl.warc"
+    ids, _ = write_warc(plain, pages[:4], compress=False, extras=False)
+    zst = tmp_path / "crawl.warc.zst"
+    zst.write_bytes(zstandard.ZstdCompressor().compress(plain.read_bytes()))
+    good, bad, reader = read_all(zst)
+    assert sorted(row["warc_record_id"] for row in good) == sorted(ids) and bad == [] and reader.unreadable == []
+    odd_name = tmp_path / "crawl.dat"
+    odd_name.write_bytes(plain.read_bytes())
+    good, _, _ = read_all(odd_name, fmt="warc")
+    assert len(good) == 4
