@@ -35,7 +35,9 @@ def runs(tmp_path_factory, dolma_rows):
     tmp = tmp_path_factory.mktemp("diff")
     pipeline = pipeline_file(tmp, PIPELINE)
     inputs = {}
-    for name, rows in {"main": dolma_rows[:80], "half": dolma_rows[40:120], "other": dolma_rows[200:220]}.items():
+    # main: 80 documents and one duplicate id (set aside at read as duplicate_id, in both runs)
+    main = dolma_rows[:80] + [{"id": dolma_rows[5]["id"], "text": "the same id again, another text"}]
+    for name, rows in {"main": main, "half": dolma_rows[40:120], "other": dolma_rows[200:220]}.items():
         inputs[name] = tmp / f"{name}.parquet"
         pq.write_table(pa.Table.from_pylist([{"id": r["id"], "text": r["text"]} for r in rows]), inputs[name])
     plans = {
@@ -60,7 +62,8 @@ def outcomes(run: Path) -> dict[str, tuple[str | None, str | None]]:
     for path in sorted(run.glob("pass-*/rejected/*.parquet")):
         table = pq.read_table(path, columns=["id", "reject_step", "reject_reason"]).to_pylist()
         for row in table:
-            result[row["id"]] = (row["reject_step"], row["reject_reason"])
+            if row["reject_step"] != "read":  # the duplicate id: the document is the row that was processed
+                result[row["id"]] = (row["reject_step"], row["reject_reason"])
     return result
 
 
@@ -92,7 +95,11 @@ def test_diff_groups_every_document_that_changed_side(runs):
     counts = {(c["step"], c["reason"]): (c["a"], c["b"], c["change"]) for c in d["counts"]}
     assert counts[("kept", None)] == (d["a"]["kept"], d["b"]["kept"], d["b"]["kept"] - d["a"]["kept"])
     assert counts[("words", "too_few_words")][:2] == (Counter(a.values())[("words", "too_few_words")], Counter(b.values())[("words", "too_few_words")])
-    assert sum(c["a"] for c in d["counts"]) == sum(c["b"] for c in d["counts"]) == 80
+    # counts are rows, as `curator stats` counts them: the duplicate row is there, once per run, unchanged
+    assert sum(c["a"] for c in d["counts"]) == sum(c["b"] for c in d["counts"]) == 81
+    read_rows = [c for c in d["counts"] if c["step"] == "read"]
+    assert len(read_rows) == 1 and (read_rows[0]["a"], read_rows[0]["b"], read_rows[0]["change"]) == (1, 1, 0)
+    assert (d["a"]["rows"], d["a"]["ids"]) == (81, 80)
     assert sum(c["change"] for c in d["counts"]) == 0
 
 

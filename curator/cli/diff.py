@@ -49,23 +49,23 @@ def _create_views(connection: duckdb.DuckDBPyConnection, run_a: Path, run_b: Pat
     connection.execute("SET lock_configuration = true")
     for side, run in zip(SIDES, (run_a, run_b)):
         views = catalog.view_definitions(run)
-        # one row per document: its id, where it ended, the start of its text
+        # one row per row of the run: its id and where it ended. No text: the counts read three small columns,
+        # texts are fetched afterwards for the few examples shown
         connection.execute(
             f"""CREATE TEMP VIEW {side}_rows AS
-                SELECT id::VARCHAR AS id, NULL::VARCHAR AS step, NULL::VARCHAR AS reason, left(text, {EXAMPLE_CHARS}) AS text FROM ({views["kept"]})
+                SELECT id::VARCHAR AS id, NULL::VARCHAR AS step, NULL::VARCHAR AS reason FROM ({views["kept"]})
                 UNION ALL
-                SELECT id::VARCHAR, reject_step::VARCHAR, reject_reason::VARCHAR, left(text, {EXAMPLE_CHARS}) FROM ({views["rejected"]})"""
+                SELECT id::VARCHAR, reject_step::VARCHAR, reject_reason::VARCHAR FROM ({views["rejected"]})"""
         )
-        # an id seen twice in a run (duplicate ids in the input, set aside at read) counts once: its kept row if any
+        connection.execute(
+            f"""CREATE TEMP VIEW {side}_texts AS
+                SELECT id::VARCHAR AS id, text FROM ({views["kept"]}) UNION ALL SELECT id::VARCHAR, text FROM ({views["rejected"]})"""
+        )
+        # an id seen twice in a run (duplicate ids in the input) counts once: its kept row if any
         connection.execute(
             f"""CREATE TEMP VIEW {side}_docs AS SELECT * FROM {side}_rows WHERE id IS NOT NULL
                 QUALIFY row_number() OVER (PARTITION BY id ORDER BY step IS NOT NULL, step, reason) = 1"""
         )
-    connection.execute(
-        """CREATE TEMP VIEW pairs AS
-           SELECT id, a.step AS a_step, a.reason AS a_reason, b.step AS b_step, b.reason AS b_reason, coalesce(a.text, b.text) AS text
-           FROM a_docs a JOIN b_docs b USING (id)"""
-    )
 
 
 def _one(connection: duckdb.DuckDBPyConnection, query: str) -> tuple[Any, ...]:
@@ -75,87 +75,108 @@ def _one(connection: duckdb.DuckDBPyConnection, query: str) -> tuple[Any, ...]:
     return row
 
 
-def _side(connection: duckdb.DuckDBPyConnection, side: str, run: Path) -> dict[str, Any]:
-    manifest = catalog.read_manifest(run)
-    rows, kept, ids = _one(connection, f"SELECT count(*), count(*) FILTER (WHERE step IS NULL), count(DISTINCT id) FROM {side}_rows")
-    return {"run": str(run), "pipeline": manifest.get("pipeline"), "status": manifest.get("status"), "rows": rows, "kept": kept, "rejected": rows - kept, "ids": ids}
+#: in one scan of both runs: every combination of (where A put a document, where B put it), counted
+COMBINATIONS = """
+    SELECT a.step, a.reason, b.step, b.reason, a.id IS NOT NULL AS in_a, b.id IS NOT NULL AS in_b, count(*) AS n
+    FROM a_docs AS a FULL OUTER JOIN b_docs AS b ON a.id = b.id
+    GROUP BY ALL
+"""
+#: rows per step and reason on each side (every row, duplicates included: what `curator stats` counts)
+COUNTS = """
+    WITH c AS (SELECT 'a' AS side, step, reason, count(*) AS n FROM a_rows GROUP BY ALL
+               UNION ALL SELECT 'b', step, reason, count(*) FROM b_rows GROUP BY ALL)
+    SELECT step, reason, coalesce(sum(n) FILTER (WHERE side = 'a'), 0)::BIGINT AS a,
+           coalesce(sum(n) FILTER (WHERE side = 'b'), 0)::BIGINT AS b
+    FROM c GROUP BY step, reason ORDER BY step IS NULL, step, reason
+"""
 
 
-def _groups(connection: duckdb.DuckDBPyConnection, where: str, keys: list[str], limit: int) -> list[dict[str, Any]]:
-    """Documents of ``pairs`` matching ``where``, counted by ``keys``, with up to ``limit`` examples per group."""
-    cols = ", ".join(keys)
-    counts = connection.execute(f"SELECT {cols}, count(*) AS n FROM pairs WHERE {where} GROUP BY ALL ORDER BY n DESC, {cols}").fetchall()
+def _examples(connection: duckdb.DuckDBPyConnection, limit: int) -> dict[tuple[Any, ...], list[dict[str, Any]]]:
+    """Up to ``limit`` documents per (A step, A reason, B step, B reason) group that changed, with the start of their text."""
+    # a fixed pseudo-random sample per group (ordered by a hash of the id), the same on every call
+    picked = connection.execute(
+        f"""SELECT a.step, a.reason, b.step, b.reason, a.id FROM a_docs AS a JOIN b_docs AS b ON a.id = b.id
+            WHERE (a.step, a.reason) IS DISTINCT FROM (b.step, b.reason)
+            QUALIFY row_number() OVER (PARTITION BY a.step, a.reason, b.step, b.reason ORDER BY hash(a.id), a.id) <= {int(limit)}
+            ORDER BY hash(a.id), a.id"""
+    ).fetchall()
+    if not picked:
+        return {}
+    texts = dict(
+        connection.execute(
+            f"SELECT id, any_value(left(text, {EXAMPLE_CHARS})) FROM a_texts WHERE id IN (SELECT unnest(?::VARCHAR[])) GROUP BY id",
+            [[row[4] for row in picked]],
+        ).fetchall()
+    )
     examples: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
-    if limit > 0 and counts:
-        # a fixed pseudo-random sample per group (ordered by a hash of the id), the same on every call
-        for row in connection.execute(
-            f"""SELECT {cols}, id, text FROM pairs WHERE {where}
-                QUALIFY row_number() OVER (PARTITION BY {cols} ORDER BY hash(id), id) <= {int(limit)}
-                ORDER BY {cols}, hash(id), id"""
-        ).fetchall():
-            examples.setdefault(tuple(row[: len(keys)]), []).append({"id": row[-2], "text": row[-1]})
-    out = []
-    for row in counts:
-        key = tuple(row[:-1])
-        out.append({**dict(zip(keys, key)), "count": row[-1], "examples": examples.get(key, [])})
-    return out
+    for *key, doc_id in picked:
+        examples.setdefault(tuple(key), []).append({"id": doc_id, "text": texts.get(doc_id)})
+    return examples
 
 
 def diff_runs(run_a: str | Path, run_b: str | Path, limit: int = 3) -> dict[str, Any]:
     """What changed between two runs over the same input, as a JSON-able dict (``curator diff --json``)."""
     run_a, run_b = Path(run_a), Path(run_b)
-    for run in (run_a, run_b):
-        catalog.read_manifest(run)  # a clear error for a folder that is not a run
+    manifests = [catalog.read_manifest(run) for run in (run_a, run_b)]  # a clear error for a folder that is not a run
     try:
         connection = _connect(run_a, run_b)
     except duckdb.Error as exc:
         raise CuratorError(f"curator diff {run_a} {run_b}: cannot read the runs' shards: {exc}") from None
     try:
-        a, b = _side(connection, "a", run_a), _side(connection, "b", run_b)
-        (common,) = _one(connection, "SELECT count(*) FROM pairs")
+        combinations = connection.execute(COMBINATIONS).fetchall()
+        counts = connection.execute(COUNTS).fetchall()
+        ids = {"a": sum(r[-1] for r in combinations if r[4]), "b": sum(r[-1] for r in combinations if r[5])}
+        common = sum(r[-1] for r in combinations if r[4] and r[5])
         if common == 0:
-            examples = [_one(connection, f"SELECT min(id) FROM {s}_docs")[0] for s in SIDES]
+            first = [_one(connection, f"SELECT min(id) FROM {s}_docs")[0] for s in SIDES]
             raise CuratorError(
-                f"{run_a} ({a['ids']:,} ids, e.g. {examples[0]!r}) and {run_b} ({b['ids']:,} ids, e.g. {examples[1]!r}) have no document id in common: "
+                f"{run_a} ({ids['a']:,} ids, e.g. {first[0]!r}) and {run_b} ({ids['b']:,} ids, e.g. {first[1]!r}) have no document id in common: "
                 "curator diff compares two runs over the same input (documents are matched on id)"
             )
-        lost = _groups(connection, "a_step IS NULL AND b_step IS NOT NULL", ["b_step", "b_reason"], limit)
-        gained = _groups(connection, "a_step IS NOT NULL AND b_step IS NULL", ["a_step", "a_reason"], limit)
-        moved = _groups(
-            connection,
-            "a_step IS NOT NULL AND b_step IS NOT NULL AND (a_step, a_reason) IS DISTINCT FROM (b_step, b_reason)",
-            ["a_step", "a_reason", "b_step", "b_reason"],
-            limit,
-        )
-        counts = connection.execute(
-            """WITH c AS (SELECT 'a' AS side, step, reason, count(*) AS n FROM a_rows GROUP BY ALL
-                          UNION ALL SELECT 'b', step, reason, count(*) FROM b_rows GROUP BY ALL)
-               SELECT step, reason, coalesce(sum(n) FILTER (WHERE side = 'a'), 0)::BIGINT AS a,
-                      coalesce(sum(n) FILTER (WHERE side = 'b'), 0)::BIGINT AS b
-               FROM c GROUP BY step, reason ORDER BY step IS NULL, step, reason"""
-        ).fetchall()
-        (only_a,) = _one(connection, "SELECT count(*) FROM a_docs ANTI JOIN b_docs USING (id)")
-        (only_b,) = _one(connection, "SELECT count(*) FROM b_docs ANTI JOIN a_docs USING (id)")
+        examples = _examples(connection, limit) if limit > 0 else {}
     except duckdb.Error as exc:  # e.g. a shard deleted or damaged since the run
         raise CuratorError(f"curator diff {run_a} {run_b}: cannot read the runs' shards: {exc}") from None
     finally:
         connection.close()
+
+    sides = {}
+    for side, run, manifest in zip(SIDES, (run_a, run_b), manifests):
+        rows = sum(c[2 if side == "a" else 3] for c in counts)
+        kept = sum(c[2 if side == "a" else 3] for c in counts if c[0] is None)
+        sides[side] = {"run": str(run), "pipeline": manifest.get("pipeline"), "status": manifest.get("status"),
+                       "rows": rows, "kept": kept, "rejected": rows - kept, "ids": ids[side]}
+
+    def group(keys: tuple[str, ...], where: Any) -> list[dict[str, Any]]:
+        """The changed documents matching ``where``, counted by ``keys`` (of a_step, a_reason, b_step, b_reason)."""
+        totals: dict[tuple[Any, ...], int] = {}
+        samples: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+        for a_step, a_reason, b_step, b_reason, in_a, in_b, n in combinations:
+            if not (in_a and in_b and where(a_step, b_step) and (a_step, a_reason) != (b_step, b_reason)):
+                continue
+            full = {"a_step": a_step, "a_reason": a_reason, "b_step": b_step, "b_reason": b_reason}
+            key = tuple(full[k] for k in keys)
+            totals[key] = totals.get(key, 0) + n
+            samples.setdefault(key, []).extend(examples.get((a_step, a_reason, b_step, b_reason), []))
+        ordered = sorted(totals, key=lambda k: (-totals[k], *(str(v) for v in k)))
+        return [{**dict(zip(keys, k)), "count": totals[k], "examples": samples[k][:limit]} for k in ordered]
+
+    lost = group(("b_step", "b_reason"), lambda a, b: a is None and b is not None)
+    gained = group(("a_step", "a_reason"), lambda a, b: a is not None and b is None)
+    moved = group(("a_step", "a_reason", "b_step", "b_reason"), lambda a, b: a is not None and b is not None)
     notes = [
         f"run {side.upper()} ({info['run']}) is not finished (status {info['status']}): it covers the shards done so far"
-        for side, info in zip(SIDES, (a, b))
+        for side, info in sides.items()
         if info["status"] != "done"
     ]
     return {
-        "a": a,
-        "b": b,
+        "a": sides["a"],
+        "b": sides["b"],
         "common": common,
-        "only_a": only_a,
-        "only_b": only_b,
+        "only_a": ids["a"] - common,
+        "only_b": ids["b"] - common,
         "kept_a_rejected_b": [{"step": g.pop("b_step"), "reason": g.pop("b_reason"), **g} for g in lost],
         "rejected_a_kept_b": [{"step": g.pop("a_step"), "reason": g.pop("a_reason"), **g} for g in gained],
-        "rejected_both_differently": [
-            {"a_step": g.pop("a_step"), "a_reason": g.pop("a_reason"), "b_step": g.pop("b_step"), "b_reason": g.pop("b_reason"), **g} for g in moved
-        ],
+        "rejected_both_differently": moved,
         "counts": [
             {"step": step or "kept", "reason": reason, "a": na, "b": nb, "change": nb - na}
             for step, reason, na, nb in counts
