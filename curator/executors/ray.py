@@ -13,11 +13,19 @@ resumability and makes both executors produce the same rows.
   up once per worker process (cached in the process by the pass's id).
 
 Fit steps run as Ray tasks.
+
+On a multi-node cluster (``--address``) every worker opens its own input and
+writes its own shards: the driver ships only work-unit descriptions, so inputs
+and the run directory must be on storage all nodes mount at the same path
+(checked after each shard). Each shard's marker names the Ray node that wrote
+it (``ray_node``). A shard whose node dies is retried by Ray on the nodes that
+remain; its half-written files were never renamed into place.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 import uuid
@@ -29,6 +37,7 @@ import pyarrow as pa
 import ray
 from ray.data import ActorPoolStrategy, TaskPoolStrategy
 
+from curator.errors import CuratorError
 from curator.executors import OnShardDone
 from curator.passes import PassOptions, marker_path, process_unit, setup_steps
 from curator.shards import WorkUnit, write_json_atomic
@@ -106,6 +115,8 @@ class RayExecutor:
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
         ctx.print_on_execution_start = False
+        # curator prints its own progress; Ray Data's per-dataset INFO lines would interleave with it
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
 
     def run_pass(self, steps: Sequence[Step], units: Sequence[WorkUnit], pass_dir: Path, options: PassOptions, on_done: OnShardDone) -> None:
         if not units:
@@ -132,7 +143,14 @@ class RayExecutor:
                 num_cpus=1,
             )
         for row in dataset.iter_rows():
-            on_done(json.loads(row["stats"]))
+            stats = json.loads(row["stats"])
+            if not (pass_dir / "_done" / f"{stats['shard']}.json").exists():
+                # Workers write shards where they run: on a cluster the run directory must be shared.
+                raise CuratorError(
+                    f"shard {stats['shard']} was written by Ray node {stats.get('ray_node')} under {pass_dir}, which this driver "
+                    "does not see: put --output (and the inputs) on storage every node mounts at the same path (docs/cluster.md)"
+                )
+            on_done(stats)
 
     def run_fit(self, fn: Callable[..., Any], *args: Any) -> Any:
         return ray.get(ray.remote(num_cpus=1)(_call).remote(fn, *args))
