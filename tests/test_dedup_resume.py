@@ -38,10 +38,10 @@ SHARDS = 8
 
 @pytest.fixture
 def duplicated_shards(tmp_path, dolma_rows):
-    """450 dolma documents three times over (exact copies and 2 %-edited copies), shuffled into 8 shards."""
+    """300 dolma documents three times over (exact copies and 2 %-edited copies), shuffled into 8 shards."""
     rng = random.Random(5)
     rows = []
-    for r in dolma_rows[:450]:
+    for r in dolma_rows[:300]:
         rows.append({"id": r["id"], "text": r["text"]})
         rows.append({"id": r["id"] + "-copy", "text": r["text"]})
         words = r["text"].split()
