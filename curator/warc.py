@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from curator.shards import InputReader
 
 try:  # the extras are checked when a WARC is first read, with what to install
-    from fastwarc.warc import ArchiveIterator, WarcRecordType
+    from fastwarc.warc import ArchiveIterator
     from resiliparse.extract.html2text import extract_plain_text
     from resiliparse.parse.encoding import bytes_to_str, detect_encoding
     from resiliparse.parse.html import HTMLTree

@@ -162,7 +162,7 @@ def ray_run(pipeline: Path, inputs: Path, out: Path, address: str, check: bool =
 
 
 def test_a_run_on_two_nodes_gives_the_local_rows(cluster, tmp_path, registry):
-    worker = worker_node(cluster)
+    worker_node(cluster)  # (started again if a test killed it)
     inputs = shards(tmp_path / "in", read_jsonl(SHARED_DATA / "web" / "dolma_cc_sample.jsonl.gz"))
     pipeline = pipeline_file(tmp_path, CHAIN)
     local = run_pipeline(load_pipeline(pipeline, registry), tmp_path / "local", inputs=[str(inputs)], progress=False)
