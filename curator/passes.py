@@ -24,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from curator import storage
 from curator.config import InputSpec
 from curator.errors import ConfigError, StepError
 from curator.shards import AtomicParquetWriter, InputReader, WorkUnit, chunk_paths, write_json_atomic
@@ -93,6 +94,8 @@ def input_fingerprint(path: str, mode: str = "stat") -> dict[str, Any] | None:
     and mtime is. A unit that covers part of a file fingerprints the whole
     file: any change may move the ranges.
     """
+    if storage.is_remote(path):
+        return storage.fingerprint(path, mode)
     try:
         st = os.stat(path)
     except OSError:

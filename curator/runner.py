@@ -24,12 +24,12 @@ from typing import Any
 
 from tqdm import tqdm
 
-from curator import catalog
+from curator import catalog, storage
 from curator import stats as run_stats
 from curator.config import Pipeline, StepSpec, validate_pipeline
 from curator.errors import BadInputError, ConfigError, CuratorError, StepError
 from curator.executors import Executor, make_executor
-from curator.passes import PassOptions, kept_path, prune_stale, shard_done
+from curator.passes import PassOptions, kept_path, marker_path, prune_stale, rejected_path, shard_done
 from curator.registry import StepRegistry, name_plugins, step_failure
 from curator.shards import WorkUnit, chunk_paths, discover_inputs, make_units, write_json_atomic
 from curator.steps import FitContext, FitStep, Step
@@ -133,7 +133,9 @@ def run_pipeline(
 
         registry = get_registry()
     validate_pipeline(pipeline, registry)
-    run_dir = Path(output).resolve()
+    # a run in an object store is written in a local staging directory and mirrored unit by unit
+    mirror = storage.RunMirror(str(output), storage.staging_dir(str(output))) if storage.is_remote(output) else None
+    run_dir = mirror.local.resolve() if mirror else Path(output).resolve()
     patterns = inputs or pipeline.options.input.paths
     if not patterns:
         raise ConfigError(f"{pipeline.source}: no input: pass --input GLOB or set input.path")
@@ -145,7 +147,15 @@ def run_pipeline(
 
     run_dir.mkdir(parents=True, exist_ok=True)
     with run_lock(run_dir):
-        return _run_locked(pipeline, run_dir, registry, files, units, digest, executor, workers, address, fail_fast, progress, overwrite, isolate)
+        if mirror is not None:
+            if overwrite:
+                mirror.clear()
+            else:
+                mirror.pull()  # resume: the store's markers say which units are done
+        summary = _run_locked(pipeline, run_dir, registry, files, units, digest, executor, workers, address, fail_fast, progress, overwrite, isolate, mirror)
+    if mirror is not None:
+        summary["run"] = mirror.url
+    return summary
 
 
 def _clear_run_dir(run_dir: Path) -> None:
@@ -173,6 +183,7 @@ def _run_locked(
     progress: bool,
     overwrite: bool,
     isolate: bool | None,
+    mirror: storage.RunMirror | None = None,
 ) -> dict[str, Any]:
     manifest_path = run_dir / catalog.MANIFEST
     if manifest_path.exists():
@@ -203,9 +214,13 @@ def _run_locked(
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "artifacts": {},
     }
+    if mirror is not None:
+        manifest["output"] = mirror.url
     write_json_atomic(manifest_path, manifest)
     if Path(pipeline.source).is_file():
         (run_dir / "pipeline.yaml").write_text(Path(pipeline.source).read_text())
+    if mirror is not None:
+        mirror.push([manifest_path])  # the store shows a running run at once
 
     own_executor = isinstance(executor, str)
     engine: Executor = (
@@ -222,13 +237,18 @@ def _run_locked(
         else executor
     )
     try:
-        summary = _run_segments(pipeline, run_dir, registry, segments, units, engine, manifest, fail_fast, progress)
+        summary = _run_segments(pipeline, run_dir, registry, segments, units, engine, manifest, fail_fast, progress, mirror)
+        if mirror is not None:
+            mirror.push_all()
     except BaseException as exc:
         # the manifest says the run did not finish, and why (stats and the report show it)
         manifest["status"] = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
         manifest["error"] = f"{type(exc).__name__}: {exc}"[:2000]
         manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
         write_json_atomic(manifest_path, manifest)
+        if mirror is not None:
+            with contextlib.suppress(Exception):  # the store may be what failed; the first error is the one to see
+                mirror.push_all()
         raise
     finally:
         if own_executor:
@@ -246,6 +266,7 @@ def _run_segments(
     manifest: dict[str, Any],
     fail_fast: bool,
     progress: bool,
+    mirror: storage.RunMirror | None = None,
 ) -> dict[str, Any]:
     manifest_path = run_dir / catalog.MANIFEST
     results: dict[str, dict[str, Any]] = {}
@@ -263,7 +284,7 @@ def _run_segments(
                 contract = pipeline.options.input.model_copy(update={"format": "parquet", "id_column": "id", "text_column": "text"})
                 options = PassOptions(contract, pipeline.options.batch_size, "fail", fail_fast, "stat", **layout)
             try:
-                _run_pass(engine, steps, current_units, pass_dir, options, progress, label=",".join(s.name for s in steps) or "ingest")
+                _run_pass(engine, steps, current_units, pass_dir, options, progress, label=",".join(s.name for s in steps) or "ingest", mirror=mirror)
             except StepError as exc:
                 raise StepError(name_plugins(registry, steps, str(exc))) from exc
             # the next pass reads each kept shard (a big unit may have written several) as one unit
@@ -310,13 +331,21 @@ def _duplicate_ids_across_shards(run_dir: Path) -> dict[str, Any]:
     return {"count": len(rows), "examples": [r[0] for r in rows[:5]]}
 
 
-def _run_pass(engine: Executor, steps: list[Step], units: list[WorkUnit], pass_dir: Path, options: PassOptions, progress: bool, label: str) -> None:
+def _run_pass(
+    engine: Executor, steps: list[Step], units: list[WorkUnit], pass_dir: Path, options: PassOptions, progress: bool, label: str, mirror: storage.RunMirror | None = None
+) -> None:
     prune_stale(pass_dir, units)
     todo = [u for u in units if not shard_done(pass_dir, u, options.fingerprint)]
     bar = tqdm(total=len(units), initial=len(units) - len(todo), desc=f"{pass_dir.name} [{label}]", unit="shard", disable=not progress or None, leave=True)
     rows = {"in": 0, "kept": 0}
+    by_shard = {u.shard: u for u in todo}
 
     def on_done(shard_stats: dict[str, Any]) -> None:
+        unit = by_shard.get(shard_stats.get("shard", ""))
+        if mirror is not None and unit is not None:
+            # the unit's shards, then its marker: a marker in the store means its rows are there
+            outputs = chunk_paths(kept_path(pass_dir, unit)) + chunk_paths(rejected_path(pass_dir, unit))
+            mirror.push([*outputs, marker_path(pass_dir, unit)])
         rows["in"] += shard_stats["input"]
         rows["kept"] += shard_stats["kept"]
         bar.set_postfix_str(f"rows {rows['in']:,} kept {rows['kept']:,}")

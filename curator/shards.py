@@ -14,6 +14,7 @@ import glob
 import io
 import json
 import os
+import posixpath
 import re
 import zlib
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
+from curator import storage
 from curator.config import InputSpec
 from curator.errors import BadInputError, ConfigError, CuratorError
 
@@ -76,6 +78,12 @@ def discover_inputs(patterns: list[str]) -> list[str]:
     """
     files: set[str] = set()
     for pattern in patterns:
+        if storage.is_remote(pattern):
+            remote = [m for m in storage.glob(pattern) if detect_format(m) or not pattern.endswith("/")]
+            if not remote:
+                raise ConfigError(f"input {pattern!r} matches no file")
+            files.update(remote)
+            continue
         expanded = os.path.expanduser(pattern)
         if os.path.isdir(expanded):
             # a folder means the JSONL/Parquet files under it; a glob means what it matches
@@ -158,10 +166,9 @@ def make_units(files: list[str], unit_rows: int | None = None, unit_bytes: int |
     Without ``unit_rows``/``unit_bytes`` every file is one unit (``part-00000``);
     a split file's units are ``part-00000-0000``, ``part-00000-0001``...
     """
-    root = os.path.commonpath([os.path.dirname(f) for f in files]) if files else ""
     units = []
     for i, f in enumerate(files):
-        whole = WorkUnit(index=i, path=f, shard=f"part-{i:05d}", id_prefix=os.path.relpath(f, root))
+        whole = WorkUnit(index=i, path=f, shard=f"part-{i:05d}", id_prefix=_id_prefix(f, files))
         ranges = split_file(f, unit_rows, unit_bytes, fmt) if (unit_rows or unit_bytes) else []
         if len(ranges) <= 1:
             units.append(whole)
@@ -169,6 +176,16 @@ def make_units(files: list[str], unit_rows: int | None = None, unit_bytes: int |
         for k, (part, start, stop, first_row) in enumerate(ranges):
             units.append(dataclasses.replace(whole, shard=f"{whole.shard}-{k:04d}", part=part, start=start, stop=stop, first_row=first_row))
     return units
+
+
+def _id_prefix(path: str, files: list[str]) -> str:
+    """The file's path relative to the inputs' common folder (a URL's scheme and bucket dropped the same way)."""
+    if storage.is_remote(path):
+        keys = [storage.split_url(f)[1] for f in files if storage.is_remote(f)]
+        root = posixpath.commonpath([posixpath.dirname(k) for k in keys])
+        return posixpath.relpath(storage.split_url(path)[1], root)
+    local = [f for f in files if not storage.is_remote(f)]
+    return os.path.relpath(path, os.path.commonpath([os.path.dirname(f) for f in local]))
 
 
 def split_file(path: str, unit_rows: int | None, unit_bytes: int | None, fmt: str = "auto") -> list[tuple[str, int, int, int]]:
@@ -183,7 +200,7 @@ def split_file(path: str, unit_rows: int | None, unit_bytes: int | None, fmt: st
     """
     kind = fmt if fmt != "auto" else detect_format(path)
     try:
-        size = os.path.getsize(path)
+        size = storage.size(path)
         if kind == "parquet":
             return _split_parquet(path, size, unit_rows, unit_bytes)
         if kind == "jsonl":
@@ -198,7 +215,8 @@ def split_file(path: str, unit_rows: int | None, unit_bytes: int | None, fmt: st
 
 
 def _split_parquet(path: str, size: int, unit_rows: int | None, unit_bytes: int | None) -> list[tuple[str, int, int, int]]:
-    meta = pq.read_metadata(path)
+    with storage.open_input(path) as fh:
+        meta = pq.read_metadata(fh)
     total = max(meta.num_rows, 1)
     ranges: list[tuple[str, int, int, int]] = []
     start = first = rows = 0
@@ -215,7 +233,7 @@ def _split_jsonl_bytes(path: str, size: int, unit_rows: int | None, unit_bytes: 
     """Byte ranges starting at line starts; ``first_row`` is the line number there."""
     newlines = []
     offset = 0
-    with open(path, "rb") as fh:
+    with storage.open_input(path) as fh:
         while block := fh.read(1 << 24):
             newlines.append(np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 0x0A) + offset)
             offset += len(block)
@@ -243,7 +261,7 @@ def _decompressed_blocks(path: str, problems: list[str]) -> Iterator[bytes]:
     Incremental, so the bytes before a truncation or a damaged block still come out.
     """
     codec = _compression(path)
-    with open(path, "rb") as fh:
+    with storage.open_input(path) as fh:
         if codec is None:
             while block := fh.read(1 << 24):
                 yield block
@@ -347,7 +365,8 @@ class InputReader:
         fmt = self.spec.format if self.spec.format != "auto" else detect_format(unit.path)
         self._seen_ids, self._row = set(), 0
         if fmt == "parquet":
-            schema = pq.read_schema(unit.path)
+            with storage.open_input(unit.path) as fh:
+                schema = pq.read_schema(fh)
             table, _ = self._normalise(schema.empty_table(), None, unit, fmt)
             return table
         if fmt in ("warc", "wet"):
@@ -371,9 +390,9 @@ class InputReader:
 
     def _read_parquet(self, unit: WorkUnit) -> Iterator[tuple[pa.Table, pa.Table | None]]:
         try:
-            pf = pq.ParquetFile(unit.path)
+            pf = pq.ParquetFile(storage.open_input(unit.path) if storage.is_remote(unit.path) else unit.path)
         except Exception as exc:
-            if os.path.getsize(unit.path) == 0:
+            if storage.size(unit.path) == 0:
                 self.warnings.append(f"{unit.path}: empty file")
                 return
             self._file_problem(unit.path, f"unreadable Parquet: {exc}", None)
@@ -408,7 +427,7 @@ class InputReader:
         codec = _compression(path)
         chunks: list[bytes] = []
         size = 0
-        with open(path, "rb") as fh:
+        with storage.open_input(path) as fh:
             if codec is None:
                 return fh.read() if limit is None else fh.read(limit), None
             if codec == "gzip":
@@ -443,7 +462,7 @@ class InputReader:
     def _unit_bytes(self, unit: WorkUnit) -> tuple[bytes, str | None]:
         """The JSONL bytes of the unit's range (whole lines), and what went wrong reading them."""
         if unit.part == "bytes":
-            with open(unit.path, "rb") as fh:
+            with storage.open_input(unit.path) as fh:
                 fh.seek(unit.start)
                 return (fh.read() if unit.stop < 0 else fh.read(unit.stop - unit.start)), None
         if unit.part == "lines":

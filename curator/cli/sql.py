@@ -7,11 +7,12 @@ import io
 import json
 import re
 import sys
+from pathlib import Path
 
 import click
 import duckdb
 
-from curator import catalog
+from curator import catalog, storage
 from curator.errors import CuratorError
 
 
@@ -97,9 +98,18 @@ def format_rows(columns: list[str], rows: list[tuple], fmt: str, max_width: int 
     return "\n".join(out)
 
 
+def _existing_run(run: str) -> Path:
+    """A local run directory; a run in an object store is mirrored into the local staging cache first."""
+    if storage.is_remote(run):
+        return storage.local_run(run)
+    if not Path(run).is_dir():
+        raise CuratorError(f"{run}: no such run directory")
+    return Path(run)
+
+
 @click.command()
 @click.argument("query")
-@click.option("--run", "run_dir", required=True, type=click.Path(exists=True, file_okay=False), help="Run directory.")
+@click.option("--run", "run_dir", required=True, help="Run directory, or a run in an object store (s3://bucket/run: mirrored locally first).")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 def sql(query: str, run_dir: str, fmt: str) -> None:
     """Run one read-only DuckDB QUERY over a run's views.
@@ -113,7 +123,7 @@ def sql(query: str, run_dir: str, fmt: str) -> None:
         curator sql "SELECT reject_reason, count(*) FROM rejected GROUP BY 1" --run runs/demo
     """
     statement = check_read_only(query)
-    connection = catalog.open_readonly(run_dir)
+    connection = catalog.open_readonly(_existing_run(run_dir))
     try:
         try:
             result = connection.execute(statement.query)
