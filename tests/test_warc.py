@@ -219,3 +219,23 @@ def test_zstd_warc_and_forced_format(tmp_path, pages):
     odd_name.write_bytes(plain.read_bytes())
     good, _, _ = read_all(odd_name, fmt="warc")
     assert len(good) == 4
+
+
+def test_curator_run_reads_a_folder_of_warc_and_wet_files(tmp_path, pages):
+    """The console script, a folder holding a WARC and a WET file: both read, the funnel balances."""
+    import json
+
+    from conftest import curator_cli
+
+    folder = tmp_path / "crawl"
+    folder.mkdir()
+    ids, odd = write_warc(folder / "a.warc.gz", pages[:5])
+    with open(folder / "a.warc.wet.gz", "wb") as fh:
+        writer = WARCWriter(fh, gzip=True)
+        for page in pages[5:8]:
+            writer.write_record(writer.create_warc_record(page["url"], "conversion", payload=io.BytesIO(page["text"].encode()), warc_headers_dict={"Content-Type": "text/plain"}))
+    pipeline = pipeline_file(tmp_path, "steps:\n  - step: text_stats\n")
+    curator_cli("run", str(pipeline), "--input", str(folder), "--output", str(tmp_path / "run"), "--quiet", "--in-process")
+    stats = json.loads(curator_cli("stats", "--run", str(tmp_path / "run"), "--json").stdout)
+    assert stats["input"] == len(ids) + len(odd) + 3
+    assert stats["kept"] == len(ids) + 3

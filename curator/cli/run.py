@@ -42,7 +42,7 @@ def os_error_message(exc: OSError, output: str) -> str:
 
 @click.command()
 @click.argument("pipeline_file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--input", "-i", "inputs", multiple=True, metavar="GLOB", help="Input files: JSONL(.gz/.zst) or Parquet (repeatable; overrides input.path).")
+@click.option("--input", "-i", "inputs", multiple=True, metavar="GLOB", help="Input files: JSONL(.gz/.zst), Parquet, or Common Crawl WARC/WET (.warc.gz, .warc.wet.gz) (repeatable; overrides input.path).")
 @click.option("--output", "-o", required=True, type=click.Path(file_okay=False), help="Run directory (resumed if it holds this pipeline's run).")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True)
 @click.option("--address", default=None, help="Ray cluster address (e.g. auto); a local cluster is started otherwise.")
