@@ -70,6 +70,8 @@ class BackendConfig(BaseModel):
     model_path: str | None = None
     n_ctx: int = Field(2048, ge=256)
     n_threads: int | None = None
+    #: embedded: documents packed into one decode call (sharing the prompt's cache); pays for short documents only
+    batch_docs: int = Field(1, ge=1, le=64)
     #: openai: base URL (…/v1), model name, and the environment variable holding the key
     base_url: str | None = None
     model: str | None = None
