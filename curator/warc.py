@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from curator.shards import InputReader
 
 try:  # the extras are checked when a WARC is first read, with what to install
+    import brotli  # a dependency of fastwarc
     from fastwarc.warc import ArchiveIterator
     from resiliparse.extract.html2text import extract_plain_text
     from resiliparse.parse.encoding import bytes_to_str, detect_encoding
@@ -162,13 +163,16 @@ def _document(record: Any, wet: bool, cut_headers: bool = False) -> tuple[dict[s
     status = getattr(http, "status_code", None)
     if status is not None and not 200 <= status < 300:
         return row, f"http_status: {status}", _as_text(payload, record.http_charset)
+    # Common Crawl stores bodies decoded; other crawlers (wget, Heritrix) keep what the server sent
+    transfer = (http.get("Transfer-Encoding") or "").lower() if http is not None else ""
     encoding = (http.get("Content-Encoding") or "").lower().strip() if http is not None else ""
-    if encoding and encoding != "identity":
-        try:
-            # Common Crawl stores bodies decoded; other archives keep what the server sent
-            payload = zlib.decompress(payload, wbits=47 if encoding in ("gzip", "x-gzip") else 15)
-        except zlib.error as exc:
-            return row, f"content_encoding: cannot decode {encoding!r} body: {exc}", None
+    try:
+        if "chunked" in transfer:
+            payload = _dechunk(payload)
+        if encoding and encoding != "identity":
+            payload = _decode(payload, encoding)
+    except (ValueError, zlib.error, brotli.error) as exc:
+        return row, f"content_encoding: cannot decode the {transfer or encoding!r} body: {exc}"[:300], None
     kind = (row["content_type"] or "text/html").lower()
     if kind.startswith(TEXT_TYPES):
         text = _as_text(payload, record.http_charset)
@@ -188,6 +192,36 @@ def _document(record: Any, wet: bool, cut_headers: bool = False) -> tuple[dict[s
         return row, "no_text: the extractor found no main text in the HTML", html
     row["text"] = text
     return row, None, None
+
+
+def _dechunk(body: bytes) -> bytes:
+    """An HTTP/1.1 ``Transfer-Encoding: chunked`` body, joined."""
+    out, at = [], 0
+    while True:
+        end = body.find(b"\r\n", at)
+        if end < 0:
+            raise ValueError("chunked body ends inside a chunk size line")
+        size = int(body[at:end].split(b";", 1)[0].strip() or b"x", 16)  # ValueError when not hex
+        if size == 0:
+            return b"".join(out)
+        start = end + 2
+        if start + size > len(body):
+            raise ValueError("chunked body ends inside a chunk")
+        out.append(body[start : start + size])
+        at = start + size + 2
+
+
+def _decode(body: bytes, encoding: str) -> bytes:
+    if encoding in ("gzip", "x-gzip"):
+        return zlib.decompress(body, wbits=47)  # gzip or zlib header, whichever it is
+    if encoding == "deflate":
+        try:
+            return zlib.decompress(body)
+        except zlib.error:
+            return zlib.decompress(body, wbits=-15)  # raw deflate, as some servers send it
+    if encoding == "br":
+        return brotli.decompress(body)
+    raise ValueError(f"unknown content encoding {encoding!r}")
 
 
 def _payload(record: Any) -> tuple[bytes, bool]:

@@ -239,3 +239,36 @@ def test_curator_run_reads_a_folder_of_warc_and_wet_files(tmp_path, pages):
     stats = json.loads(curator_cli("stats", "--run", str(tmp_path / "run"), "--json").stdout)
     assert stats["input"] == len(ids) + len(odd) + 3
     assert stats["kept"] == len(ids) + 3
+
+
+def test_bodies_kept_as_the_server_sent_them_are_decoded(tmp_path, pages):
+    """wget/Heritrix WARCs keep chunked and compressed bodies: they are decoded before extraction."""
+    import zlib
+
+    import brotli
+
+    text = pages[0]["text"]
+    body = as_html(text).encode()
+    chunked = b"".join(b"%x\r\n%s\r\n" % (len(body[i : i + 700]), body[i : i + 700]) for i in range(0, len(body), 700)) + b"0\r\n\r\n"
+    gz = zlib.compressobj(wbits=31)
+    bodies = {
+        "chunked": (chunked, [("Transfer-Encoding", "chunked")]),
+        "gzip": (gz.compress(body) + gz.flush(), [("Content-Encoding", "gzip")]),
+        "br": (brotli.compress(body), [("Content-Encoding", "br")]),
+        "broken": (b"zz\r\nnot hex", [("Transfer-Encoding", "chunked")]),
+    }
+    path = tmp_path / "served.warc.gz"
+    ids = {}
+    with open(path, "wb") as fh:
+        writer = WARCWriter(fh, gzip=True)
+        for name, (payload, headers) in bodies.items():
+            http = StatusAndHeaders("200 OK", [("Content-Type", "text/html; charset=utf-8"), *headers], protocol="HTTP/1.1")
+            record = writer.create_warc_record(f"http://{name}.example/", "response", payload=io.BytesIO(payload), http_headers=http)
+            writer.write_record(record)
+            ids[stripped(record.rec_headers.get_header("WARC-Record-ID"))] = name
+    good, bad, _ = read_all(path)
+    first_paragraph = next(p for p in text.split("\n") if p.strip()).strip()
+    assert sorted(ids[row["id"]] for row in good) == ["br", "chunked", "gzip"]
+    assert all(first_paragraph[:80] in row["text"] for row in good)
+    [broken] = bad
+    assert ids[broken["id"]] == "broken" and broken["reject_reason"].startswith("content_encoding: cannot decode the 'chunked' body")
