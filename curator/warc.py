@@ -76,8 +76,21 @@ def read(path: str, reader: InputReader, max_rows: int | None = None) -> Iterato
     documents = 0
     broken: str | None = None  # the record the stream ends inside
     cut_tail = False  # the stream ends inside the headers of a record that is no document
+    damaged: str | None = None  # FastWARC's complaint about a record it cannot parse
+    last = -1  # offset of the last record read
     with stream:
-        for record in ArchiveIterator(stream, parse_http=False, stream_detect=False, auto_decode="none"):
+        records = iter(ArchiveIterator(stream, parse_http=False, stream_detect=False, auto_decode="none"))
+        while True:
+            try:
+                record = next(records)
+            except StopIteration:
+                break
+            except OSError as exc:
+                # A damaged record header: nothing after it can be framed. The batch read so far is kept.
+                after = f"after the record at {'uncompressed ' if stream.compressed else ''}byte {last}" if last >= 0 else "at the start"
+                damaged = f"a damaged WARC record {after} ({exc})"
+                break
+            last = record.stream_pos
             kind = str(record.record_type)
             # FastWARC hands over a record whose headers a cut file ends inside: they lack a matching Content-Length
             declared = record.headers.get("Content-Length") or ""
@@ -111,7 +124,7 @@ def read(path: str, reader: InputReader, max_rows: int | None = None) -> Iterato
     if skipped:
         kinds = ", ".join(f"{kind}: {n}" for kind, n in sorted(skipped.items()))
         reader.warnings.append(f"{path}: {sum(skipped.values())} records that are not {'conversions' if wet else 'responses'} skipped ({kinds})")
-    problem = stream.problem or ("the file ends inside a record (truncated file)" if broken or cut_tail else None)
+    problem = stream.problem or damaged or ("the file ends inside a record (truncated file)" if broken or cut_tail else None)
     if problem is not None and (max_rows is None or documents < max_rows):
         complete = documents - (1 if broken else 0)
         cut = f"; the record at {broken.rsplit(':', 1)[1]} is cut and set aside" if broken else ""

@@ -272,3 +272,17 @@ def test_bodies_kept_as_the_server_sent_them_are_decoded(tmp_path, pages):
     assert all(first_paragraph[:80] in row["text"] for row in good)
     [broken] = bad
     assert ids[broken["id"]] == "broken" and broken["reject_reason"].startswith("content_encoding: cannot decode the 'chunked' body")
+
+
+def test_a_damaged_record_header_keeps_the_records_before_it(tmp_path, pages):
+    path = tmp_path / "damaged.warc"
+    write_warc(path, pages[:8], compress=False, extras=False)
+    complete, _, _ = read_all(tmp_path / "damaged.warc")
+    data = path.read_bytes()
+    middle = data.rindex(b"WARC/1.0\r\n", 0, data.index(b"WARC-Type: response", len(data) // 2))
+    damaged = tmp_path / "damaged2.warc"
+    damaged.write_bytes(data[:middle] + b"WXRC/9.9" + data[middle + 8 :])
+    good, bad, reader = read_all(damaged, batch_size=100)  # the records read are in a batch not yet handed over
+    assert 0 < len(good) < len(complete) and good == complete[: len(good)] and bad == []
+    [problem] = reader.unreadable
+    assert "a damaged WARC record after the record at byte" in problem["problem"] and problem["rows_read"] == len(good)
