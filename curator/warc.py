@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import pyarrow as pa
 
+from curator import storage
 from curator.errors import BadInputError, ConfigError
 from curator.shards import _bad_row, _bad_table, _BadRows, detect_format
 
@@ -270,7 +271,7 @@ class _Stream(io.RawIOBase):
     """
 
     def __init__(self, path: str) -> None:
-        self._raw: BinaryIO = open(path, "rb")  # noqa: SIM115 (closed in close())
+        self._raw: BinaryIO = storage.open_input(path)  # local or object store; closed in close()
         name = path.lower()
         self._inner: BinaryIO
         if name.endswith(".gz"):

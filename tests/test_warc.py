@@ -23,6 +23,13 @@ warcio = pytest.importorskip("warcio")
 from warcio.statusandheaders import StatusAndHeaders  # noqa: E402
 from warcio.warcwriter import WARCWriter  # noqa: E402
 
+try:  # the moto server fixtures of the object-store tests
+    from test_s3 import s3, s3_server  # noqa: F401
+
+    HAVE_S3 = True
+except (ImportError, pytest.skip.Exception):
+    HAVE_S3 = False
+
 WEBORG = SHARED_DATA / "web" / "weborganizer_examples.jsonl.gz"
 N_PAGES = 30
 
@@ -286,3 +293,17 @@ def test_a_damaged_record_header_keeps_the_records_before_it(tmp_path, pages):
     assert 0 < len(good) < len(complete) and good == complete[: len(good)] and bad == []
     [problem] = reader.unreadable
     assert "a damaged WARC record after the record at byte" in problem["problem"] and problem["rows_read"] == len(good)
+
+
+def test_a_warc_in_an_object_store_reads_like_a_local_one(request, tmp_path, pages):
+    """s3:// WARC input through curator.storage, from a real moto server process (tests/test_s3.py's fixtures)."""
+    if not HAVE_S3:
+        pytest.skip("s3fs/moto not installed")
+    fs, bucket = request.getfixturevalue("s3")
+    path = tmp_path / "crawl.warc.gz"
+    write_warc(path, pages[:6])
+    fs.put_file(str(path), f"{bucket}/crawl/crawl.warc.gz")
+    local_good, local_bad, _ = read_all(path)
+    good, bad, reader = read_all(f"s3://{bucket}/crawl/crawl.warc.gz")
+    assert good == local_good and [r["reject_reason"] for r in bad] == [r["reject_reason"] for r in local_bad]
+    assert reader.unreadable == [] and len(good) == 7
