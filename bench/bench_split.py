@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import subprocess
 import sys
 import time
@@ -61,13 +62,17 @@ def run(name: str, source: Path, workers: int, unit_mb: float) -> tuple[float, d
     pipeline.write_text(PIPELINE)
     out = RUNS / f"split-{name}"
     t0 = time.perf_counter()
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     subprocess.run(
         [str(CURATOR), "run", str(pipeline), "-i", str(source), "-o", str(out), "-q", "--overwrite", "-w", str(workers), "--unit-mb", str(unit_mb)],
         check=True,
         stdout=subprocess.DEVNULL,
     )
     seconds = time.perf_counter() - t0
-    return seconds, json.loads((out / "stats.json").read_text())
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    stats = json.loads((out / "stats.json").read_text())
+    stats["cpu_seconds"] = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+    return seconds, stats
 
 
 def main() -> None:
@@ -82,7 +87,7 @@ def main() -> None:
     for name, workers, unit_mb in (("1-worker", 1, args.unit_mb), ("2-workers-whole-file", 2, 10**6), ("2-workers-split", 2, args.unit_mb)):
         seconds, stats = run(name, source, workers, unit_mb)
         results[name] = (seconds, stats)
-        print(f"{name:<24} {seconds:>7.1f} s  {docs / seconds:>8,.0f} docs/s  units {stats['shards']['total']:>3}  kept {stats['kept']:,}")
+        print(f"{name:<24} {seconds:>7.1f} s  {docs / seconds:>8,.0f} docs/s  units {stats['shards']['total']:>3}  CPU {stats['cpu_seconds']:>6.1f} s ({stats['cpu_seconds'] / seconds:.2f} cores)  kept {stats['kept']:,}")
     base = results["1-worker"][0]
     print(f"speed-up, 2 workers on one file: split {base / results['2-workers-split'][0]:.2f}x, whole file {base / results['2-workers-whole-file'][0]:.2f}x")
     assert len({r[1]["kept"] for r in results.values()}) == 1, "runs kept different rows"

@@ -113,8 +113,8 @@ def main() -> None:
     t0 = time.perf_counter()
     if not args.reuse or not (run / "stats.json").exists():
         subprocess.run([str(CURATOR), "run", str(pipeline), "-i", str(inputs / "*.parquet"), "-o", str(run), "-q", "-w", str(args.workers), "--overwrite"], check=True, stdout=subprocess.DEVNULL)
-    ingest = time.perf_counter() - t0
-    print(f"curator run (noop, {args.workers} workers): {ingest:.0f} s, {args.rows / ingest:,.0f} rows/s; run on disk {sum(p.stat().st_size for p in run.rglob('*.parquet')) / 2**20:.0f} MiB")
+        ingest = time.perf_counter() - t0
+        print(f"curator run (noop, {args.workers} workers): {ingest:.0f} s, {args.rows / ingest:,.0f} rows/s; run on disk {sum(p.stat().st_size for p in run.rglob('*.parquet')) / 2**20:.0f} MiB")
     old = RUNS / f"sql-{args.rows}-batch-groups"
     one_group_per_batch(run, old)
     curator_sql(old, "SELECT 1")  # rebuilds the copy's catalog for its place
