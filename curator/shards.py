@@ -230,22 +230,34 @@ def _split_parquet(path: str, size: int, unit_rows: int | None, unit_bytes: int 
 
 
 def _split_jsonl_bytes(path: str, size: int, unit_rows: int | None, unit_bytes: int | None) -> list[tuple[str, int, int, int]]:
-    """Byte ranges starting at line starts; ``first_row`` is the line number there."""
-    newlines = []
-    offset = 0
+    """Byte ranges starting at line starts; ``first_row`` is the line number there.
+
+    One streaming pass over the file; only the chosen boundaries are kept, so
+    the driver's memory does not grow with the file.
+    """
+    step = unit_bytes or size
+    starts: list[tuple[int, int]] = [(0, 0)]  # (byte, line) where each unit starts
+    lines = offset = 0
+    next_target = step  # bytes mode: the next unit starts at the first line start at or after this
     with storage.open_input(path) as fh:
         while block := fh.read(1 << 24):
-            newlines.append(np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 0x0A) + offset)
+            nl = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 0x0A)
+            if unit_rows:
+                # the newline ending line L (1-based) is the k-th of this block where lines + k + 1 = L
+                ends = np.flatnonzero((lines + np.arange(1, len(nl) + 1)) % unit_rows == 0)
+                starts.extend((offset + int(nl[k]) + 1, lines + int(k) + 1) for k in ends)
+            else:
+                line_starts = offset + nl + 1  # where the line after each newline starts
+                while True:
+                    k = int(np.searchsorted(line_starts, next_target))  # the first line start at or after the target
+                    if k == len(line_starts):
+                        break
+                    starts.append((int(line_starts[k]), lines + k + 1))
+                    next_target = (int(line_starts[k]) // step + 1) * step
+            lines += len(nl)
             offset += len(block)
-    nl = np.concatenate(newlines) if newlines else np.zeros(0, dtype=np.int64)
-    if unit_rows:
-        lines = np.arange(unit_rows, len(nl) + 1, unit_rows)  # a unit starts after line L
-    else:
-        targets = np.arange(unit_bytes or size, size, unit_bytes or size)
-        lines = np.unique(np.searchsorted(nl, targets - 1) + 1)  # the first line start at or after each target
-    starts = [(int(nl[line - 1]) + 1, int(line)) for line in lines if 0 < line <= len(nl) and nl[line - 1] + 1 < size]
-    bounds = [(0, 0)] + starts
-    return [("bytes", b, bounds[k + 1][0] if k + 1 < len(bounds) else -1, line) for k, (b, line) in enumerate(bounds)]
+    starts = [(b, line) for b, line in starts if b < size]
+    return [("bytes", b, starts[k + 1][0] if k + 1 < len(starts) else -1, line) for k, (b, line) in enumerate(starts)]
 
 
 def _split_jsonl_lines(path: str, size: int, unit_rows: int | None, unit_bytes: int | None) -> list[tuple[str, int, int, int]]:

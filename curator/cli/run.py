@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from curator import plugins
+from curator import plugins, storage
 from curator.config import load_pipeline
 from curator.errors import CuratorError
 from curator.overrides import apply_overrides
@@ -110,6 +110,7 @@ def run(pipeline_file, inputs, output, executor, address, workers, batch_size, o
     if write_html:
         from curator.report import write_report
 
-        click.echo(f"report: {write_report(output)}")
+        # a run in an object store: the report is written in its local staging copy
+        click.echo(f"report: {write_report(storage.staging_dir(output) if storage.is_remote(output) else output)}")
     else:
         click.echo(f"report: curator report --run {output}  (or run with --report)")
