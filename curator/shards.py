@@ -9,6 +9,7 @@ silently; a file that cannot be opened at all is reported by name.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import glob
 import io
@@ -401,25 +402,28 @@ class InputReader:
     # -- parquet
 
     def _read_parquet(self, unit: WorkUnit) -> Iterator[tuple[pa.Table, pa.Table | None]]:
-        try:
-            pf = pq.ParquetFile(storage.open_input(unit.path) if storage.is_remote(unit.path) else unit.path)
-        except Exception as exc:
-            if storage.size(unit.path) == 0:
-                self.warnings.append(f"{unit.path}: empty file")
-                return
-            self._file_problem(unit.path, f"unreadable Parquet: {exc}", None)
-            return
-        if pf.metadata.num_rows == 0:
-            self.warnings.append(f"{unit.path}: empty file")
-        groups = range(unit.start, pf.num_row_groups if unit.stop < 0 else unit.stop) if unit.part == "row_groups" else range(pf.num_row_groups)
-        # Row group by row group, so one damaged row group costs only its rows.
-        for group in groups:
-            rows = pf.metadata.row_group(group).num_rows
+        # an object in a store is read through one file object (ranged reads), closed when done
+        with contextlib.ExitStack() as stack:
+            source = stack.enter_context(storage.open_input(unit.path)) if storage.is_remote(unit.path) else unit.path
             try:
-                for batch in pf.iter_batches(batch_size=self.batch_size, row_groups=[group]):
-                    yield pa.Table.from_batches([batch]), None
+                pf = pq.ParquetFile(source)
             except Exception as exc:
-                self._file_problem(f"{unit.path} row group {group}", f"unreadable: {exc}", rows)
+                if storage.size(unit.path) == 0:
+                    self.warnings.append(f"{unit.path}: empty file")
+                    return
+                self._file_problem(unit.path, f"unreadable Parquet: {exc}", None)
+                return
+            if pf.metadata.num_rows == 0:
+                self.warnings.append(f"{unit.path}: empty file")
+            groups = range(unit.start, pf.num_row_groups if unit.stop < 0 else unit.stop) if unit.part == "row_groups" else range(pf.num_row_groups)
+            # Row group by row group, so one damaged row group costs only its rows.
+            for group in groups:
+                rows = pf.metadata.row_group(group).num_rows
+                try:
+                    for batch in pf.iter_batches(batch_size=self.batch_size, row_groups=[group]):
+                        yield pa.Table.from_batches([batch]), None
+                except Exception as exc:
+                    self._file_problem(f"{unit.path} row group {group}", f"unreadable: {exc}", rows)
 
     # -- warc / wet
 
