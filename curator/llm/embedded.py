@@ -217,6 +217,8 @@ class EmbeddedBackend(LLMBackend):
         """Next-token logits after prefix + doc for each doc, in one decode call per PACK_TOKENS."""
         import llama_cpp
 
+        if not all(docs):
+            raise ValueError("a document of no tokens has no last token to read")  # the caller grades one at a time
         ctx = self._context()
         if self._batch_prefix != prefix:
             llama_cpp.llama_memory_clear(ctx.memory, True)
