@@ -1,6 +1,6 @@
 """The shipped quality pipelines against people: ROC-AUC on human-labelled documents they were not tuned on.
 
-    python bench/eval_quality.py [--labels FILE] [--pipelines fineweb_edu dclm_fasttext ccnet_perplexity]
+    python bench/eval_quality.py [--labels FILE] [--pipelines fineweb_edu dclm_fasttext ccnet_perplexity] [--set STEP.PARAM=VALUE ...]
 
 Each pipeline runs *as shipped* (its YAML unchanged) over its own input plus
 the labelled documents (JSONL with id, text and a 0/1 label, default
@@ -8,7 +8,9 @@ shared/data/quality/dclm_human_dev.jsonl), so they are scored the way every
 other document is. The human labels a pipeline used itself (the teacher's
 ``calibration`` table) are left out of its evaluation. A document a filter
 removed before it was scored ranks below every scored one: that is the
-pipeline's decision. Prints ROC-AUC with a 95 % bootstrap interval, the
+pipeline's decision. ``--set`` evaluates a variant (as ``curator run --set``;
+the variant is named in the output, never reported as the shipped pipeline).
+Prints ROC-AUC with a 95 % bootstrap interval, the
 number of documents, LLM calls and the run's seconds, beside document length.
 """
 
@@ -29,6 +31,7 @@ from common import REPO, RUNS, SHARED_DATA, machine  # noqa: E402
 
 from curator.config import load_pipeline  # noqa: E402
 from curator.metrics import binary_labels, bootstrap_auc  # noqa: E402
+from curator.overrides import apply_overrides  # noqa: E402
 from curator.plugins import get_registry  # noqa: E402
 from curator.runner import run_pipeline  # noqa: E402
 
@@ -40,8 +43,10 @@ SCORES = {
 }
 
 
-def evaluate(name: str, labels: Path, out: Path) -> list[dict]:
+def evaluate(name: str, labels: Path, out: Path, overrides: list[str] | None = None) -> list[dict]:
     pipeline = load_pipeline(REPO / "pipelines" / f"{name}.yaml", get_registry())
+    if overrides:
+        apply_overrides(pipeline, overrides, get_registry())
     inputs = [str((REPO / p).resolve()) if not Path(p).is_absolute() else p for p in pipeline.options.input.paths] + [str(labels)]
     shutil.rmtree(out, ignore_errors=True)  # a fresh run: cached fit results would hide code changes
     started = time.perf_counter()
@@ -62,7 +67,7 @@ def evaluate(name: str, labels: Path, out: Path) -> list[dict]:
     llm_calls = sum((f.get("result") or {}).get("graded", 0) for f in summary["funnel"] if f["type"] == "llm_seed_selector")
     llm_calls += len(calibration)
     found = [
-        {"method": f"{name}.yaml", "what": what, "auc": bootstrap_auc(y, score), "n": len(rows), "llm_calls": llm_calls, "seconds": seconds,
+        {"method": f"{name}.yaml" + (f" --set {' '.join(overrides)}" if overrides else ""), "what": what, "auc": bootstrap_auc(y, score), "n": len(rows), "llm_calls": llm_calls, "seconds": seconds,
          "human_labels_used": len(calibration), "warnings": summary["warnings"]},
         {"method": "document length (same documents)", "what": "characters", "auc": bootstrap_auc(y, [r[2] for r in rows]), "n": len(rows), "llm_calls": 0, "seconds": 0.0,
          "human_labels_used": 0, "warnings": []},
@@ -90,12 +95,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--labels", type=Path, default=SHARED_DATA / "quality" / "dclm_human_dev.jsonl", help="JSONL with id, text, label (0/1)")
     parser.add_argument("--pipelines", nargs="+", default=list(SCORES), choices=list(SCORES))
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="STEP.PARAM=VALUE", help="evaluate a variant (as curator run --set)")
     args = parser.parse_args()
     print(f"quality against people: {args.labels} ({machine()})")
     results = []
     for name in args.pipelines:
         print(f"running pipelines/{name}.yaml ...", flush=True)
-        results += evaluate(name, args.labels.resolve(), RUNS / f"eval-{name}")
+        results += evaluate(name, args.labels.resolve(), RUNS / f"eval-{name}", args.overrides)
     print(f"\n{'method':<46} {'ROC-AUC':>8} {'95% CI':>15} {'docs':>5} {'labels used':>11} {'LLM calls':>9} {'seconds':>8}")
     for r in results:
         auc, low, high = r["auc"]

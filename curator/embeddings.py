@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from curator.errors import ConfigError
 
@@ -112,6 +113,19 @@ class TextEmbedder:
             return np.zeros((0, 0), dtype=np.float32)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.maximum(norms, 1e-12)
+
+
+class EmbeddingConfig(BaseModel):
+    """Which sentence-embedding model a step uses; the default is installed with curator."""
+
+    model_config = ConfigDict(extra="forbid")
+    model: str | None = Field(None, description="a BERT-style .onnx file (default: all-MiniLM-L6-v2 int8)", json_schema_extra={"path": True})
+    tokenizer: str | None = Field(None, description="its tokenizer.json", json_schema_extra={"path": True})
+    max_tokens: int = Field(256, ge=8, le=512, description="tokens read per document")
+    threads: int | None = Field(None, ge=1, description="onnxruntime threads (default: every core)")
+
+    def embedder(self) -> TextEmbedder:
+        return TextEmbedder(self.model, self.tokenizer, self.max_tokens, self.threads)
 
 
 def softmax(scores: np.ndarray) -> np.ndarray:

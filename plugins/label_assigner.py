@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from curator import FitContext, FitStep, MapStep, Params, hookimpl
-from curator.embeddings import TRAINING_SCALE, TextEmbedder, label_texts, softmax
+from curator.embeddings import TRAINING_SCALE, EmbeddingConfig, TextEmbedder, label_texts, softmax
 from curator.errors import ConfigError
 from curator.llm import Answer, AnswerCache, BackendConfig, default_cache_path, grade_cached, grade_documents, make_backend
 from curator_plugins.fasttext_quality import SEARCH_GRID, _load_fasttext, auto_settings, normalise_one, prepare_lines, train_supervised
@@ -72,19 +72,6 @@ def _file_fingerprint(path: str | None) -> str | None:
 
 
 # -- label_taxonomy
-
-
-class Embedding(BaseModel):
-    """Which sentence-embedding model (curator/embeddings.py); the default is installed with curator."""
-
-    model_config = ConfigDict(extra="forbid")
-    model: str | None = Field(None, description="a BERT-style .onnx file (default: all-MiniLM-L6-v2 int8)", json_schema_extra={"path": True})
-    tokenizer: str | None = Field(None, description="its tokenizer.json", json_schema_extra={"path": True})
-    max_tokens: int = Field(256, ge=8, le=512, description="tokens read per document")
-    threads: int | None = Field(None, ge=1, description="onnxruntime threads (default: every core)")
-
-    def embedder(self) -> TextEmbedder:
-        return TextEmbedder(self.model, self.tokenizer, self.max_tokens, self.threads)
 
 
 class Generate(BaseModel):
@@ -256,7 +243,7 @@ class LabelLLM(FitStep):
         cache: str | None = Field(None, description="answer cache file")
         judge: Literal["embedding", "none"] = Field("embedding", description="a second, cheap judge: softmax(judge_scale x cosine) between the document's and each label's MiniLM embedding, multiplied into the LLM's distribution (AG News: LLM 0.66, judge 0.74, both 0.74 accuracy)")
         judge_scale: float = Field(TRAINING_SCALE, gt=0, description="cosine scale of the embedding judge (20: the scale all-MiniLM-L6-v2 was trained with; not tuned on any labels)")
-        embedding: Embedding = Field(default_factory=lambda: Embedding(), description="the embedding model (default: all-MiniLM-L6-v2, int8 ONNX, installed)")
+        embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig, description="the embedding model (default: all-MiniLM-L6-v2, int8 ONNX, installed)")
 
     sample = SeedSelector.sample
 
@@ -471,7 +458,7 @@ class EmbeddingStudent:
         self.labels, self.coef, self.intercept, self.judge, self.embedding = labels, coef, intercept, judge, embedding
 
     @classmethod
-    def train(cls, x: np.ndarray, y: list[str], labels: list[str], C: float, judge: dict[str, Any] | None, embedding: Embedding, seed: int) -> EmbeddingStudent:
+    def train(cls, x: np.ndarray, y: list[str], labels: list[str], C: float, judge: dict[str, Any] | None, embedding: EmbeddingConfig, seed: int) -> EmbeddingStudent:
         from sklearn.linear_model import LogisticRegression
 
         present = sorted(set(y))
@@ -529,7 +516,7 @@ class LabelTrain(FitStep):
         student: Literal["embedding", "fasttext"] = Field("embedding", description="embedding: logistic regression on sentence embeddings (AG News, 300 labels: 0.77 accuracy vs people); fasttext: n-grams only (0.52), but ~100x faster to assign")
         taxonomy: str | None = Field(None, description="taxonomy file (${taxonomy.taxonomy_path}): the embedding student also weighs the label descriptions, as the teacher's judge does", json_schema_extra={"path": True})
         judge_scale: float = Field(TRAINING_SCALE, gt=0, description="cosine scale of the description judge (as label_llm's)")
-        embedding: Embedding = Field(default_factory=lambda: Embedding(), description="the embedding model (student: embedding)")
+        embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig, description="the embedding model (student: embedding)")
         C: float | None = Field(None, gt=0, description="inverse L2 strength of the logistic regression (default: picked by 3-fold CV on the teacher's labels)")
         distill_sample: int = Field(0, ge=0, description="student: embedding: label this many more corpus documents with it and train a fastText model on them, so label_assign runs at fastText speed (AG News: 0.73 with 1,000)")
         where: str | None = Field(None, description="SQL condition on the corpus for the distill_sample")
@@ -792,7 +779,7 @@ class LabelAssign(MapStep):
             raise ConfigError(f"step {self.name!r}: model {str(path)!r} does not exist")
         if path.suffix == ".json":
             self._student = EmbeddingStudent.load(path)
-            self._embedder = Embedding(**{**self._student.embedding, "threads": self.params.threads}).embedder()
+            self._embedder = EmbeddingConfig(**{**self._student.embedding, "threads": self.params.threads}).embedder()
             self._model = None
             return
         self._student = None
