@@ -323,17 +323,18 @@ class MinHashSignature(MapStep):
         texts = batch.column("text").to_pylist()
         if not texts:
             return {"bands": pa.array([], pa.list_(pa.uint64()))}
-        keys, has_words = [], []
+        keys: list[np.ndarray] = []
+        nonempty: list[bool] = []
         # A few hundred documents at a time: the shingle strings of a whole batch
         # (~80 bytes each, ~500 per web page) would be most of the worker's memory.
         for start in range(0, len(texts), self.SLICE):
             sets = [shingles(t, p.ngram) for t in texts[start : start + self.SLICE]]
             matrix = np.array(rensa.RMinHash.digest_matrix_from_token_sets(sets, p.bands * p.rows, p.seed).to_rows(), dtype=np.uint32)
             keys.append(band_hashes(matrix, p.bands, p.rows))
-            has_words.extend(bool(s) for s in sets)
+            nonempty.extend(bool(s) for s in sets)
         flat = pa.array(np.concatenate(keys).reshape(-1), pa.uint64())
         offsets = pa.array(np.arange(0, (len(texts) + 1) * p.bands, p.bands, dtype=np.int32))
-        has_words = pa.array(has_words)
+        has_words = pa.array(nonempty)
         # a document without words has no signature and no near-duplicates
         return {"bands": pa.ListArray.from_arrays(offsets, flat, mask=pc.invert(has_words))}
 
