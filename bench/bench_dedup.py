@@ -1,6 +1,7 @@
 """Dedup speed and memory, curator vs datatrove side by side; language_id vs raw fastText predict.
 
-    .venv/bin/python bench/bench_dedup.py                         # 20k and 200k documents, both sides, then language_id
+    .venv/bin/python bench/bench_dedup.py                         # curator on 20k and 200k documents, datatrove on 20k, then language_id
+    .venv/bin/python bench/bench_dedup.py --datatrove-max 200000  # datatrove on 200k too (~45 CPU minutes)
     .venv/bin/python bench/bench_dedup.py --docs 20000 --sides curator --no-lid
 
 **Dedup.** One corpus per size, built here from real text and cached under

@@ -8,8 +8,9 @@ time. Each one is written in YAML as one step and runs as three parts
   columns in the normal passes, on every worker: a content hash, or the
   MinHash band hashes;
 * a **fit** part (``<name>_groups``) works out the groups through DuckDB over
-  those columns (``GROUP BY`` for exact; LSH buckets, optional true-Jaccard
-  check and connected components by min-label propagation for fuzzy) and
+  those columns (``GROUP BY`` for exact; LSH buckets one band per query,
+  optional true-Jaccard check and connected components by min-label
+  propagation for fuzzy) and
   writes ``<name>_groups.parquet`` into its artifact folder (a SQL view of the
   run with that name);
 * a **filter** part (``<name>``) rejects every member of a group but the one
