@@ -1,6 +1,6 @@
 """Embedded and OpenAI-compatible grading throughput, same documents, one run.
 
-    python bench/bench_llm.py [--docs 40] [--short-chars 300] [--server-docs 12] [--no-naive]
+    python bench/bench_llm.py [--docs 40] [--short-chars 300] [--server-docs 12] [--no-naive] [--scaling-only]
 
 All use the seed selector's real prompt (rubric + 3 few-shot examples) and
 read the grade from next-token probabilities with the default model (Gemma 3
@@ -14,7 +14,9 @@ read the grade from next-token probabilities with the default model (Gemma 3
 * the same two again on documents cut short (``--short-chars``), where packing
   has room to pay;
 * openai: the ``openai`` backend against a real ``llama_cpp.server`` with the
-  same model on 127.0.0.1, concurrency 1 vs 4.
+  same model on 127.0.0.1, concurrency 1 vs 4;
+* scaling: llama.cpp's throughput per token against the tokens in one decode
+  call (why packing pays only for short documents).
 """
 
 from __future__ import annotations
@@ -72,6 +74,28 @@ def start_server(model_path: str, log: Path) -> tuple[subprocess.Popen, str]:
     raise RuntimeError(f"llama_cpp.server did not start: {log.read_text()[-2000:]}")
 
 
+def decode_scaling(backend: EmbeddedBackend, tokens: list[int]) -> None:
+    """Tokens per CPU-second of one decode call from an empty cache, by its size (CPU time: less moved by other load)."""
+    import llama_cpp
+
+    backend.batch_docs = 1
+    ctx = backend._context()
+    best_512 = None
+    for n in (512, 64, 128, 285, 512):  # the first 512: warm-up, not printed
+        best = float("inf")
+        for _ in range(5):
+            llama_cpp.llama_memory_clear(ctx.memory, True)
+            backend._batch_prefix = None
+            backend._fill([(0, 0, tokens[:n])], want_logits=True)
+            started = time.process_time()
+            ctx.decode(backend._batch)
+            best = min(best, time.process_time() - started)
+        if n == 512 and best_512 is None:
+            best_512 = best
+            continue
+        print(f"  one decode of {n:4d} tokens: {n / best:6.0f} tokens per CPU-second")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--docs", type=int, default=40)
@@ -79,6 +103,7 @@ def main() -> None:
     parser.add_argument("--short-chars", type=int, default=300)
     parser.add_argument("--server-docs", type=int, default=12)
     parser.add_argument("--no-naive", action="store_true", help="skip the full-prompt loop (the slowest)")
+    parser.add_argument("--scaling-only", action="store_true", help="only the decode-size scaling")
     args = parser.parse_args()
     texts = [r["text"] for r in load_dolma() if len(r["text"]) > 500][: args.docs]
     step, short_step = SeedSelector(max_doc_chars=args.max_doc_chars), SeedSelector(max_doc_chars=args.short_chars)
@@ -92,6 +117,9 @@ def main() -> None:
     n_short = np.mean([len(reuse._tokens(s, bos=False)) for s in short])
     print(f"{len(texts)} dolma documents; prompt prefix {n_prefix} tokens; documents cut to {args.max_doc_chars} chars "
           f"= {n_doc:.0f} tokens on average, short ones to {args.short_chars} chars = {n_short:.0f} tokens; {machine()}, 2 threads", flush=True)
+    if args.scaling_only:
+        decode_scaling(batched, [t for s in suffixes for t in reuse._tokens(s, bos=False)])
+        return
     for backend in (reuse, batched):  # warm up (model pages, threads, the batch context)
         backend.grade(prefix, short[:2], CHOICES)
     rows = []
