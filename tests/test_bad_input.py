@@ -243,7 +243,9 @@ def test_a_step_breaking_its_contract_is_a_step_error_never_a_silent_keep(tmp_pa
     assert len(reasons) == 1 and next(iter(reasons))[0] == step and next(iter(reasons))[1].startswith(f"error: StepError: {message}")
     again = tmp_path / "again"
     again.mkdir()
-    with pytest.raises(StepError, match=f"^{re.escape(message)}"):
+    # with --fail-fast the run stops, and a message naming the step also names its plugin
+    expected = message.replace(f"step '{step}'", f"step '{step}' (plugin 'fragile-plugin')", 1)
+    with pytest.raises(StepError, match=f"^{re.escape(expected)}"):
         run(again, get_registry(), [tiny_shard], steps=f"  - step: {step}\n", fail_fast=True)
 
 

@@ -338,7 +338,7 @@ def test_a_step_that_crashes_in_setup_stops_the_run_naming_it(tmp_path, dolma_ro
     pipe = pipeline_file(tmp_path, "steps:\n  - step: crash_setup\n")
     proc = curator_cli("run", str(pipe), "-i", str(inputs), "-o", str(tmp_path / "run"), "-q", env=env, check=False)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
-    assert "step 'crash_setup' crashed its worker (killed by SIGSEGV) in setup(); stopping" in proc.stderr
+    assert "step 'crash_setup' (plugin 'faulty_setup') crashed its worker (killed by SIGSEGV) in setup(); stopping" in proc.stderr
 
 
 # -- disk full and permission errors ------------------------------------------
