@@ -154,7 +154,11 @@ def run_datatrove(corpus: Path, out: Path) -> dict:
     from datatrove.executor import LocalPipelineExecutor
     from datatrove.pipeline.dedup.exact_dedup import ExactDedupConfig, ExactDedupFilter, ExactDedupSignature, ExactFindDedups
     from datatrove.pipeline.dedup.minhash import (
-        MinhashConfig, MinhashDedupBuckets, MinhashDedupCluster, MinhashDedupFilter, MinhashDedupSignature,
+        MinhashConfig,
+        MinhashDedupBuckets,
+        MinhashDedupCluster,
+        MinhashDedupFilter,
+        MinhashDedupSignature,
     )
     from datatrove.pipeline.readers import ParquetReader
     from datatrove.pipeline.writers import ParquetWriter
@@ -289,14 +293,15 @@ def bench_dedup(sizes: list[int], all_sides: list[str], datatrove_max: int) -> N
         print("| | " + " | ".join(sides) + (" | curator / datatrove |" if len(sides) == 2 else " |"))
         print("|---|" + "---|" * (len(sides) + (len(sides) == 2)))
 
-        def row(label, fn, ratio=None):
+        # row() and its lambdas run at once; the loop's values are bound so they cannot outlive this iteration
+        def row(label, fn, ratio=None, results=results, sides=sides):
             cells = [fn(results[s]) for s in sides]
             extra = f" | {ratio(results['curator'], results['datatrove'])}" if ratio and len(sides) == 2 else (" |" if len(sides) == 2 else "")
             print(f"| {label} | " + " | ".join(cells) + extra + " |")
 
         row("CPU seconds (user+sys, whole process)", lambda r: f"{r['cpu']:.1f}")
         row("wall seconds", lambda r: f"{r['wall']:.1f}")
-        row("**docs/s per core**", lambda r: f"{docs / r['cpu']:,.0f}", lambda c, d: f"**{d['cpu'] / c['cpu']:.2f}x**")
+        row("**docs/s per core**", lambda r, docs=docs: f"{docs / r['cpu']:,.0f}", lambda c, d: f"**{d['cpu'] / c['cpu']:.2f}x**")
         row("**peak RSS, MiB**", lambda r: f"{r['rss_mib']:,.0f}", lambda c, d: f"{c['rss_mib'] / d['rss_mib']:.2f}x")
         row("removed by exact", lambda r: f"{r['exact_removed']:,}")
         row("removed by fuzzy", lambda r: f"{r['fuzzy_removed']:,}")

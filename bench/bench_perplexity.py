@@ -52,11 +52,12 @@ def peak_rss_mb(models: dict, shards: list[Path], out: Path) -> float:
     Read from the child's own /proc/self/status VmHWM: wait4's ru_maxrss would
     include the pages the child shared with this (large) process before exec.
     """
+    here = str(Path(__file__).resolve().parent)
     code = (
-        "import json, sys; sys.path.insert(0, %r); from bench_perplexity import score_stage; "
+        f"import json, sys; sys.path.insert(0, {here!r}); from bench_perplexity import score_stage; "
         "score_stage(json.loads(sys.argv[1]), json.loads(sys.argv[2]), __import__('pathlib').Path(sys.argv[3])); "
         "print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])"
-    ) % str(Path(__file__).resolve().parent)
+    )
     out_text = subprocess.run(
         [sys.executable, "-c", code, json.dumps(models), json.dumps([str(s) for s in shards]), str(out)], check=True, capture_output=True, text=True
     ).stdout

@@ -96,7 +96,11 @@ def curator_clusters(rows: list[dict], folder: Path, bands: int, rows_per_band: 
 def datatrove_clusters(rows: list[dict], folder: Path, bands: int, rows_per_band: int) -> tuple[dict[str, str], set[str], float]:
     from datatrove.executor import LocalPipelineExecutor
     from datatrove.pipeline.dedup.minhash import (
-        MinhashConfig, MinhashDedupBuckets, MinhashDedupCluster, MinhashDedupFilter, MinhashDedupSignature,
+        MinhashConfig,
+        MinhashDedupBuckets,
+        MinhashDedupCluster,
+        MinhashDedupFilter,
+        MinhashDedupSignature,
     )
     from datatrove.pipeline.readers import ParquetReader
     from datatrove.pipeline.writers import ParquetWriter

@@ -21,9 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import SHARED_DATA  # noqa: E402
 
 from curator.config import Pipeline, PipelineOptions, StepSpec  # noqa: E402
+from curator.metrics import roc_auc  # noqa: E402
 from curator.plugins import get_registry  # noqa: E402
 from curator.runner import run_pipeline  # noqa: E402
-from curator.metrics import roc_auc  # noqa: E402
 from curator_plugins.perplexity import PerplexityModel  # noqa: E402
 
 HUMAN = SHARED_DATA / "quality" / "dclm_human_dev.jsonl"

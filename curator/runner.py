@@ -34,7 +34,6 @@ from curator.registry import StepRegistry, name_plugins, step_failure
 from curator.shards import WorkUnit, chunk_paths, discover_inputs, make_units, write_json_atomic
 from curator.steps import FitContext, FitStep, Step
 
-
 LOCK_FILE = ".curator.lock"
 #: options that change how a run is laid out or checked, never which rows it keeps:
 #: a run may be resumed with other values (a different split redoes the units it changes)

@@ -58,7 +58,9 @@ class Step:
 
     def __init__(self, name: str | None = None, **params: Any) -> None:
         self.name: str = name or type(self).name
-        self.params = self.Params(**params)
+        # Typed Any: it is an instance of the subclass's own Params, whose fields a type
+        # checker cannot see through the ClassVar above; pydantic validates them at run time.
+        self.params: Any = self.Params(**params)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, {self.params!r})"

@@ -44,6 +44,7 @@ from curator_plugins.fasttext_quality import SEARCH_GRID, _load_fasttext, auto_s
 from curator_plugins.label_prompts import (
     CODES,
     OTHER,
+    TOPIC_SHOTS,
     check_labels,
     clean_topic,
     describe_prompt,
@@ -57,7 +58,6 @@ from curator_plugins.label_prompts import (
     one_line,
     topic_prompt,
     write_taxonomy,
-    TOPIC_SHOTS,
 )
 from curator_plugins.seed_selector import SeedSelector
 

@@ -179,7 +179,7 @@ def test_minhash_finds_injected_near_copies(tmp_path, near_input):
     # one kept per cluster, the smallest id (default keep_by), sizes agree with the table
     sizes = query(run_dir, "SELECT fuzzy__cluster, count(*), min(id), max(fuzzy__cluster_size) FROM stage_fuzzy WHERE fuzzy__cluster IS NOT NULL GROUP BY 1")
     kept = {r[0] for r in query(run_dir, "SELECT id FROM kept")}
-    for cl, n, smallest, size in sizes:
+    for _cluster, n, smallest, size in sizes:
         assert n == size and smallest in kept
     assert query(run_dir, "SELECT count(*) FROM stage_fuzzy WHERE fuzzy__cluster_size > 1 AND id IN (SELECT id FROM kept)")[0][0] == len(sizes)
 

@@ -93,7 +93,7 @@ def test_json_and_bare_names_are_accepted(tmp_path):
 
 
 def test_train_and_assign_on_gold_labels(ag_news, tmp_path, registry):
-    text = f"""
+    text = """
 steps:
   - step: label_train
     name: train
@@ -102,12 +102,12 @@ steps:
     search: false
   - step: label_assign
     name: labels
-    model: ${{train.model_path}}
+    model: ${train.model_path}
     top_k: 2
     top_floor: 0.2
   - step: label_assign
     name: sure
-    model: ${{train.model_path}}
+    model: ${train.model_path}
     min_confidence: 0.9
 """
     rows = [{"id": r["id"], "text": r["text"], "label": r["label"]} for r in read_jsonl(AG_NEWS)][:1200] + [{"id": "blank", "text": "   "}]

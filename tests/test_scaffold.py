@@ -8,11 +8,11 @@ import os
 import subprocess
 import sys
 import sysconfig
-import tomllib
 from pathlib import Path
 
 import duckdb
 import pytest
+import tomllib
 from conftest import DOLMA, REPO, curator_cli
 
 from curator.scaffold import KINDS, ScaffoldError, create, names_for

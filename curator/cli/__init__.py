@@ -41,8 +41,8 @@ def _preparse_disabled(argv: list[str]) -> list[str]:
 
 
 def _add_commands(group: click.Group) -> None:
-    from curator.cli import plugin_commands as plugins_cmd
     from curator.cli import diff, report, run, sql, stats, validate
+    from curator.cli import plugin_commands as plugins_cmd
 
     for command in (run.run, sql.sql, stats.stats, plugins_cmd.plugins_command, plugins_cmd.steps_command, plugins_cmd.new_plugin_command, validate.validate, report.report, diff.diff):
         group.add_command(command)

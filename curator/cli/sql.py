@@ -15,7 +15,6 @@ import duckdb
 from curator import catalog, storage
 from curator.errors import CuratorError
 
-
 #: PRAGMAs that only read (the rest change settings or the database).
 READ_PRAGMAS = frozenset(
     {"table_info", "show", "show_tables", "show_tables_expanded", "show_databases", "database_list", "database_size",

@@ -33,6 +33,6 @@ def validate(pipeline_file: str, inputs: tuple[str, ...]) -> None:
     if errors:
         raise ConfigError("\n".join(errors))
     click.echo(f"{pipeline_file}: ok, {len(pipeline.steps)} steps" + ("" if patterns else " (no input given: columns not checked)"))
-    for i, segment in enumerate(plan(pipeline, registry)):
+    for segment in plan(pipeline, registry):
         names = ", ".join(f"{s.name} ({s.type})" for s in segment.specs) or "(ingest only)"
         click.echo(f"  {'map pass' if segment.kind == 'pass' else 'fit':<8}  {names}")

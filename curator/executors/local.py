@@ -24,6 +24,7 @@ through a thread that watches the parent pid.
 from __future__ import annotations
 
 import ctypes
+import functools
 import multiprocessing
 import os
 import signal
@@ -320,7 +321,7 @@ class LocalExecutor:
                 # A step that calls sys.exit must not end the run silently.
                 index = int(state[_RAISED])
                 name = steps[index].name if index >= 0 else "read"
-                stats = self._failed(name, unit, f"called sys.exit({exc.code!r})", lambda reason: quarantine_unit(unit, pass_dir, options, name, reason))
+                stats = self._failed(name, unit, f"called sys.exit({exc.code!r})", functools.partial(quarantine_unit, unit, pass_dir, options, name))
             on_done(stats)
 
     def _failed(self, step_name: str, unit: WorkUnit, what: str, quarantine: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
