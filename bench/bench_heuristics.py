@@ -84,7 +84,7 @@ def measure(steps, shards: list[Path], limit: int) -> tuple[float, int, int]:
     """(docs per CPU second, documents, documents kept) for the fused steps over ``limit`` rows."""
     rejected: dict = defaultdict(Counter)
     errors: dict = defaultdict(list)
-    seconds: Counter = Counter()
+    seconds: defaultdict[str, float] = defaultdict(float)
     docs = kept = 0
     cpu = time.process_time()
     for table in batches(shards, limit):

@@ -66,7 +66,7 @@ def sandbox(connection: duckdb.DuckDBPyConnection, run_dir: Path) -> None:
     root = str(Path(run_dir).resolve()).rstrip("/") + "/"
     locked, external, allowed = connection.execute(
         "SELECT current_setting('lock_configuration'), current_setting('enable_external_access'), current_setting('allowed_directories')"
-    ).fetchone()
+    ).fetchall()[0]
     if locked:
         if external or any(not str(d).startswith(root) for d in allowed):
             from curator.errors import CuratorError
@@ -81,7 +81,7 @@ def sandbox(connection: duckdb.DuckDBPyConnection, run_dir: Path) -> None:
 
 def lock(connection: duckdb.DuckDBPyConnection) -> None:
     """No SET from here on (after plugins' prepare_duckdb had their say)."""
-    if not connection.execute("SELECT current_setting('lock_configuration')").fetchone()[0]:
+    if not connection.execute("SELECT current_setting('lock_configuration')").fetchall()[0][0]:
         connection.execute("SET lock_configuration = true")
 
 

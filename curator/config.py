@@ -183,8 +183,8 @@ def parse_pipeline(text: str, source: str = "<pipeline>") -> tuple[PipelineOptio
     try:
         options = PipelineOptions.model_validate(data)
     except ValidationError as exc:
-        errors = [f"{source}: field {'.'.join(str(p) for p in e['loc'])!r}: {'unknown field' if e['type'] == 'extra_forbidden' else e['msg']}" for e in exc.errors()]
-        raise ConfigError("\n".join(errors)) from None
+        problems = [f"{source}: field {'.'.join(str(p) for p in e['loc'])!r}: {'unknown field' if e['type'] == 'extra_forbidden' else e['msg']}" for e in exc.errors()]
+        raise ConfigError("\n".join(problems)) from None
     nodes = _step_nodes(root)
     specs: list[StepSpec] = []
     errors: list[str] = []

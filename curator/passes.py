@@ -145,7 +145,7 @@ def process_unit(unit: WorkUnit, steps: Sequence[Step], pass_dir: Path, options:
     rejected_writer = AtomicParquetWriter(rejected_path(pass_dir, unit), row_group_rows=options.row_group_rows, max_rows=options.max_shard_rows)
     rejected: dict[str, Counter[str]] = defaultdict(Counter)
     errors: dict[str, list[str]] = defaultdict(list)
-    seconds: Counter[str] = Counter()
+    seconds: defaultdict[str, float] = defaultdict(float)  # a Counter holds ints
     n_input = 0
     fingerprint = input_fingerprint(unit.path, options.fingerprint)
     try:
@@ -194,7 +194,7 @@ def run_steps(
     fail_fast: bool,
     rejected: dict[str, Counter[str]],
     errors: dict[str, list[str]],
-    seconds: Counter[str],
+    seconds: defaultdict[str, float],
     source: str = "",
 ) -> tuple[pa.Table, list[pa.Table]]:
     """Run the fused steps over one batch. Returns (kept rows, rejected tables)."""
@@ -406,7 +406,7 @@ def _concat_results(step: Step, results: list[Any]) -> Any:
 def _concat_column(name: str, parts: list[pa.Array | None]) -> pa.Array:
     if any(p is None for p in parts):
         raise KeyError(f"column {name!r} missing from some parts")
-    return pa.concat_arrays(parts)  # type: ignore[arg-type]
+    return pa.concat_arrays(parts)
 
 
 def _apply(step: Step, table: pa.Table, result: Any, source: str) -> tuple[pa.Table, pa.Table | None]:

@@ -197,7 +197,7 @@ def _run_locked(
 
     segments = plan(pipeline, registry)
     steps_meta = [{"name": s.name, "type": s.type, "kind": registry.get(s.type).kind} for s in pipeline.steps]
-    passes_meta = []
+    passes_meta: list[dict[str, Any]] = []
     for seg in segments:
         if seg.kind == "pass":
             passes_meta.append({"dir": f"pass-{len(passes_meta)}", "steps": [s.name for s in seg.specs], "shards": len(units)})
@@ -362,7 +362,7 @@ def _fingerprint(files: list[Path]) -> list[tuple[str, int]]:
 
 def _run_fit(engine: Executor, step: FitStep, run_dir: Path, corpus: list[Path], results: dict[str, dict[str, Any]], spec: StepSpec, progress: bool) -> dict[str, Any]:
     artifact_dir = run_dir / "artifacts" / step.name
-    key_body = {"step": step.config_fingerprint(), "refs": {t: results.get(t) for _, t, _ in spec.references()}}
+    key_body: dict[str, Any] = {"step": step.config_fingerprint(), "refs": {t: results.get(t) for _, t, _ in spec.references()}}
     if step.depends_on_corpus:
         key_body["corpus"] = _fingerprint(corpus)
     key = hashlib.sha256(json.dumps(key_body, sort_keys=True, default=str).encode()).hexdigest()

@@ -18,7 +18,7 @@ import os
 import posixpath
 import re
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -279,6 +279,7 @@ def _decompressed_blocks(path: str, problems: list[str]) -> Iterator[bytes]:
             while block := fh.read(1 << 24):
                 yield block
             return
+        new: Callable[[], Any]  # a zlib or zstd decompressor: both have decompress(), eof, unused_data
         if codec == "gzip":
             new = lambda: zlib.decompressobj(wbits=31)  # noqa: E731 (gzip header; one per member)
         else:
@@ -446,6 +447,7 @@ class InputReader:
         with storage.open_input(path) as fh:
             if codec is None:
                 return fh.read() if limit is None else fh.read(limit), None
+            new: Callable[[], Any]  # a zlib or zstd decompressor: both have decompress(), eof, unused_data
             if codec == "gzip":
                 new = lambda: zlib.decompressobj(wbits=31)  # noqa: E731 (gzip header; one per member)
             else:

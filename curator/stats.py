@@ -17,7 +17,7 @@ def collect(run_dir: Path) -> dict[str, Any]:
     passes = manifest.get("passes", [])
     rejected: dict[str, Counter[str]] = defaultdict(Counter)
     errors: dict[str, list[str]] = defaultdict(list)
-    seconds: Counter[str] = Counter()
+    seconds: defaultdict[str, float] = defaultdict(float)
     unreadable: list[dict[str, Any]] = []
     warnings: list[str] = []
     n_input = kept = 0
@@ -34,18 +34,19 @@ def collect(run_dir: Path) -> dict[str, Any]:
                 unreadable.extend(stats.get("unreadable", []))
                 warnings.extend(stats.get("warnings", []))
             pass_kept += stats["kept"]
-            for step, reasons in stats["rejected"].items():
-                rejected[step].update(reasons)
+            for step, counts in stats["rejected"].items():
+                rejected[step].update(counts)
             for step, msgs in stats.get("errors", {}).items():
                 errors[step].extend(msgs)
-            seconds.update(stats.get("step_seconds", {}))
+            for step, spent in stats.get("step_seconds", {}).items():
+                seconds[step] += spent  # summed over units
         kept = pass_kept
     order = ["read"] + [s["name"] for s in manifest.get("steps", [])]
     funnel = []
     remaining = n_input
     for name in order:
         step = next((s for s in manifest.get("steps", []) if s["name"] == name), {"name": "read", "type": "read", "kind": "read"})
-        reasons = dict(rejected.get(name, {}))
+        reasons = dict(rejected.get(name, Counter()))
         n_rejected = sum(reasons.values())
         if name == "read" and not n_rejected:
             continue

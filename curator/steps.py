@@ -42,8 +42,9 @@ class Params(BaseModel):
 class Step:
     """Base class of every step. Subclass :class:`MapStep`, :class:`FilterStep` or :class:`FitStep`."""
 
-    #: The name pipelines use to refer to this step type.
-    name: ClassVar[str] = ""
+    #: The name pipelines use to refer to this step type; an instance's own name
+    #: (``name:`` in the pipeline) overrides it, hence no ClassVar.
+    name: str = ""
     #: "map", "filter" or "fit"; set by the base classes.
     kind: ClassVar[str] = ""
     #: One line shown by ``curator steps``.

@@ -46,7 +46,7 @@ __all__ = ["PluginsFixture", "RunResult", "run_pipeline", "write_shard"]
 StepLike = str | type[Step] | tuple[Any, Mapping[str, Any]] | Mapping[str, Any]
 
 
-class RunResult(tuple):  # type: ignore[type-arg]
+class RunResult(tuple):
     """``(kept, rejected)`` as lists of row dicts, plus ``run_dir`` and ``stats``.
 
     ``rejected`` rows carry ``reject_step`` and ``reject_reason``; every row
@@ -79,13 +79,14 @@ def write_shard(path: str | Path, rows: Sequence[Mapping[str, Any]] | pa.Table) 
 def _spec(index: int, step: StepLike) -> StepSpec:
     params: dict[str, Any] = {}
     name: str | None = None
+    kind: Any = step  # a step type's name or class
     if isinstance(step, tuple):
-        step, params = step[0], dict(step[1])
+        kind, params = step[0], dict(step[1])
     elif isinstance(step, Mapping):  # the YAML form: {"step": ..., "name": ..., **params}
         params = dict(step)
-        step = params.pop("step")
+        kind = params.pop("step")
         name = params.pop("name", None)
-    step_type = step.name if isinstance(step, type) else str(step)
+    step_type = kind.name if isinstance(kind, type) and issubclass(kind, Step) else str(kind)
     return StepSpec(type=step_type, name=name or step_type, params=params, line=index + 1)
 
 

@@ -33,7 +33,7 @@ import zlib
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timezone
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import IO, TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -50,8 +50,10 @@ try:  # the extras are checked when a WARC is first read, with what to install
     from resiliparse.extract.html2text import extract_plain_text
     from resiliparse.parse.encoding import bytes_to_str, detect_encoding
     from resiliparse.parse.html import HTMLTree
+
+    _HAVE_EXTRA = True
 except ImportError:  # pragma: no cover - exercised only without the extra
-    ArchiveIterator = None
+    _HAVE_EXTRA = False
 
 HTML_TYPES = ("text/html", "application/xhtml+xml", "application/xml", "text/xml")
 TEXT_TYPES = ("text/plain",)
@@ -64,7 +66,7 @@ def read(path: str, reader: InputReader, max_rows: int | None = None) -> Iterato
 
     ``max_rows`` stops early (a cheap look at the first documents, for validation).
     """
-    if ArchiveIterator is None:
+    if not _HAVE_EXTRA:
         raise ConfigError("reading WARC/WET files needs the 'warc' extra: pip install 'corpus-curator[warc]' (fastwarc, resiliparse)")
     wet = (reader.spec.format if reader.spec.format != "auto" else detect_format(path)) == "wet"
     try:
@@ -212,7 +214,8 @@ def _document(record: Any, wet: bool, cut_headers: bool = False) -> tuple[dict[s
 
 def _dechunk(body: bytes) -> bytes:
     """An HTTP/1.1 ``Transfer-Encoding: chunked`` body, joined."""
-    out, at = [], 0
+    out: list[bytes] = []
+    at = 0
     while True:
         end = body.find(b"\r\n", at)
         if end < 0:
@@ -249,7 +252,8 @@ def _payload(record: Any) -> tuple[bytes, bool]:
 
 def _as_text(payload: bytes, charset: str | None) -> str:
     # bytes_to_str falls back to UTF-8 and cp1252 when the declared charset is wrong
-    return bytes_to_str(payload, charset or detect_encoding(payload))
+    # (detect_encoding may return None: then UTF-8, with the same fallbacks)
+    return bytes_to_str(payload, charset or detect_encoding(payload) or "utf-8")
 
 
 def _documents(rows: list[dict[str, Any]], id_column: str, text_column: str) -> pa.Table:
@@ -271,9 +275,9 @@ class _Stream(io.RawIOBase):
     """
 
     def __init__(self, path: str) -> None:
-        self._raw: BinaryIO = storage.open_input(path)  # local or object store; closed in close()
+        self._raw: IO[bytes] = storage.open_input(path)  # local or object store; closed in close()
         name = path.lower()
-        self._inner: BinaryIO
+        self._inner: IO[bytes] | gzip.GzipFile
         if name.endswith(".gz"):
             self._inner, self._codec = gzip.GzipFile(fileobj=self._raw), "gzip"
         elif name.endswith((".zst", ".zstd")):
@@ -306,7 +310,7 @@ class _Stream(io.RawIOBase):
             return b""
         try:
             # read1: one step of decompression, so bytes decoded before a cut are returned, not dropped with it
-            data = self._inner.read1(size) if self._codec == "gzip" else self._inner.read(size)
+            data = self._inner.read1(size) if isinstance(self._inner, gzip.GzipFile) else self._inner.read(size)
             self._pos += len(data)
             return data
         except EOFError:

@@ -125,14 +125,14 @@ class PercentileThreshold(FitStep):
         p = self.params
         q = p.quantile if p.quantile is not None else 1 - p.keep_top_percent / 100
         column = '"' + p.column.replace('"', '""') + '"'
-        threshold, rows, distinct = ctx.execute(f"SELECT quantile_cont({column}, {q}), count({column}), count(DISTINCT {column}) FROM corpus").fetchone()
+        threshold, rows, distinct = ctx.execute(f"SELECT quantile_cont({column}, {q}), count({column}), count(DISTINCT {column}) FROM corpus").fetchall()[0]
         result: dict[str, Any] = {"threshold": threshold, "quantile": q, "rows": rows, "distinct_values": distinct, "warnings": []}
         if threshold is None or not rows:
             return result
         # Ties are decided here, not by float noise: count what sits exactly at the cut.
-        tied, above = ctx.execute(f"SELECT count(*) FILTER (WHERE {column} = ?), count(*) FILTER (WHERE {column} > ?) FROM corpus", [threshold, threshold]).fetchone()
+        tied, above = ctx.execute(f"SELECT count(*) FILTER (WHERE {column} = ?), count(*) FILTER (WHERE {column} > ?) FROM corpus", [threshold, threshold]).fetchall()[0]
         if tied and p.ties == "exclude":
-            higher = ctx.execute(f"SELECT min({column}) FROM corpus WHERE {column} > ?", [threshold]).fetchone()[0]
+            higher = ctx.execute(f"SELECT min({column}) FROM corpus WHERE {column} > ?", [threshold]).fetchall()[0][0]
             threshold = higher if higher is not None else threshold
             result["threshold"] = threshold
             kept = above

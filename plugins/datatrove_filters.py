@@ -93,8 +93,7 @@ class DatatroveFilter(FilterStep):
         if not hasattr(self, "_fast"):
             self.setup()
         if self._fast is not None:
-            keep, reasons = self._fast(batch.column("text").to_pylist(), batch.column("id").to_pylist(), **self._datatrove_params())
-            return FilterResult(keep, reasons)
+            return FilterResult(*self._fast(batch.column("text").to_pylist(), batch.column("id").to_pylist(), **self._datatrove_params()))
         Document = self._document
         keep: list[bool] = []
         reasons: list[str | None] = []
@@ -110,14 +109,20 @@ class DatatroveFilter(FilterStep):
 
 
 
+class _AnyParams(Params):
+    """Without datatrove the options are unknown: accept any, so the error users see names the package to install.
+    (Setting model_config on a model after it is built has no effect in pydantic 2, hence a class.)"""
+
+    model_config = ConfigDict(extra="allow")
+
+
 def _make_step(step_name: str, class_path: str, description: str) -> type[DatatroveFilter]:
     module, _, cls_name = class_path.rpartition(".")
     try:
         cls = getattr(importlib.import_module(module), cls_name)
     except ImportError:
         # datatrove not installed: register a step that says what to install
-        params: type[Params] = create_model(f"{step_name}_params", __base__=Params, __module__=__name__)
-        params.model_config = ConfigDict(extra="allow")
+        params: type[Params] = _AnyParams
     else:
         params = _params_model(step_name, cls.__init__)
     return type(

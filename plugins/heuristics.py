@@ -58,7 +58,7 @@ class _Grow:
         self.data = np.zeros(1024, dtype=dtype)
         self.size = 0
 
-    def extend(self, values: Sequence[Any]) -> None:
+    def extend(self, values: Sequence[Any] | np.ndarray) -> None:
         need = self.size + len(values)
         if need > len(self.data):
             new = np.zeros(max(need, 2 * len(self.data)), dtype=self.data.dtype)
@@ -111,9 +111,10 @@ class WordVocab:
             nlp = spacy.blank(self.language)
             # lexical attributes (like_num, is_stop...) are not used here and cost
             # half of the tokenizer's time on unseen words
-            nlp.vocab.lex_attr_getters = {}
+            nlp.vocab.lex_attr_getters = {}  # type: ignore[attr-defined]  # a Cython attribute spaCy's stubs omit
             self._nlp = nlp
-            self._rules = set(nlp.tokenizer.rules or {})
+            # spaCy types Language.tokenizer as any callable; a blank pipeline's is a Tokenizer, which has rules
+            self._rules = set(nlp.tokenizer.rules or {})  # type: ignore[union-attr]
         return self._nlp
 
     def _token_ids(self, toks: list[str]) -> list[int]:
@@ -403,7 +404,7 @@ def gopher_quality(
         stop_ids = np.array(sorted(voc.token_ids[w] for w in stops if w in voc.token_ids), dtype=np.int64)
     bullets = ("•", "-")
     ellipsis = ("...", "…")
-    for i in np.flatnonzero(keep):
+    for i in np.flatnonzero(keep).tolist():
         text = texts[i]
         reason = None
         if max_bullet_lines_ratio or max_ellipsis_lines_ratio:

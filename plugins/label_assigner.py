@@ -194,7 +194,7 @@ class LabelTaxonomy(FitStep):
         # a small base model tends to repeat the demonstrations' topics: say which labels may be echoes
         shown = {name.casefold() for _, name in TOPIC_SHOTS}
         echoes = [label["name"] for label in labels if label["name"].casefold() in shown]
-        proposal = {
+        proposal: dict[str, Any] = {
             "documents_read": len(texts),
             "generation_failed": failed,
             "generation_unusable": unusable,
@@ -347,8 +347,13 @@ class LabelLLM(FitStep):
         return softmax(p.judge_scale * embedder.embed(texts) @ label_vectors.T)
 
     def _table(self, sample: pa.Table, answers: list[Answer], names: list[str], choices: list[str], prior: dict[str, float] | None, backend: Any, judged: np.ndarray | None) -> pa.Table:
-        label, code, confidence, distribution = [], [], [], []
-        llm_label, llm_distribution = [], []
+        # None where the LLM's answer failed: no label, never a guess
+        label: list[str | None] = []
+        code: list[str | None] = []
+        confidence: list[float | None] = []
+        distribution: list[str | None] = []
+        llm_label: list[str | None] = []
+        llm_distribution: list[str | None] = []
         for i, a in enumerate(answers):
             if not a.ok:  # recorded as failed: no label, never a guess
                 for column in (label, code, confidence, distribution, llm_label, llm_distribution):
@@ -713,7 +718,7 @@ class LabelTrain(FitStep):
         search = p.search if p.search is not None else (len(train) < 2000 and all(v is None for v in given.values()))
         if not search or len(train) < 30:
             return settings, None
-        tried = []
+        tried: list[dict[str, Any]] = []
         for candidate in [{}, *SEARCH_GRID, {"lr": 1.0, "epoch": 50, "minn": 3, "maxn": 5}]:
             trial = {**settings, **{k: v for k, v in candidate.items() if given.get(k) is None}}
             if any(t["settings"] == trial for t in tried):
@@ -778,9 +783,9 @@ class LabelAssign(MapStep):
         if not path.is_file():
             raise ConfigError(f"step {self.name!r}: model {str(path)!r} does not exist")
         if path.suffix == ".json":
-            self._student = EmbeddingStudent.load(path)
+            self._student: EmbeddingStudent | None = EmbeddingStudent.load(path)
             self._embedder = EmbeddingConfig(**{**self._student.embedding, "threads": self.params.threads}).embedder()
-            self._model = None
+            self._model: Any = None  # a fastText model (untyped) when the student is a .bin
             return
         self._student = None
         self._model = _load_fasttext().load_model(str(path))
@@ -793,10 +798,12 @@ class LabelAssign(MapStep):
             self.setup()
         p = self.params
         if self._student is not None:
-            return self._process_embedding(batch)
+            return self._process_embedding(batch, self._student)
         lines, empty = prepare_lines(batch.column("text"), p.max_chars)
         labels, probs = self._model.predict(lines, k=max(p.top_k, 1))
-        label, confidence, top = [], [], []
+        label: list[str] = []
+        confidence: list[float] = []
+        top: list[list[str]] = []
         for row_labels, row_probs, is_empty in zip(labels, probs, empty):
             conf = float(min(1.0, row_probs[0])) if len(row_probs) else 0.0
             if is_empty or not row_labels:  # nothing to read: no topic
@@ -815,12 +822,14 @@ class LabelAssign(MapStep):
             columns["top_labels"] = pa.array(top, pa.list_(pa.string()))
         return columns
 
-    def _process_embedding(self, batch: pa.Table) -> dict[str, Any]:
+    def _process_embedding(self, batch: pa.Table, student: EmbeddingStudent) -> dict[str, Any]:
         p = self.params
         texts = [t[: p.max_chars] if t else "" for t in batch.column("text").to_pylist()]
-        probs = self._student.probabilities(self._embedder.embed(texts))
-        names = self._student.labels
-        label, confidence, top = [], [], []
+        probs = student.probabilities(self._embedder.embed(texts))
+        names = student.labels
+        label: list[str] = []
+        confidence: list[float] = []
+        top: list[list[str]] = []
         for text, row in zip(texts, probs):
             if not text.strip():  # nothing to read: no topic
                 label.append(OTHER)

@@ -248,7 +248,7 @@ class PerplexityCutoffs(FitStep):
         head, middle, rows = ctx.execute(
             f'SELECT quantile_cont("{column}", ?), quantile_cont("{column}", ?), count("{column}") FROM corpus',
             [self.params.head_quantile, self.params.middle_quantile],
-        ).fetchone()
+        ).fetchall()[0]
         if rows == 0:
             raise ConfigError(f"step {self.name!r}: column {self.params.column!r} has no values to take quantiles of")
         return {"head_max": head, "middle_max": middle, "rows": rows}

@@ -88,7 +88,7 @@ INJECTION = re.compile(
 
 
 def addresses_grader(text: str | None) -> bool:
-    return bool(text) and INJECTION.search(text) is not None
+    return text is not None and INJECTION.search(text) is not None
 
 
 class SeedSelector(FitStep):
@@ -355,7 +355,7 @@ class SeedSelector(FitStep):
         p = self.params
         pos_cut = float(np.percentile(values, 100 - p.pos_top_percent)) if p.pos_top_percent and len(values) else p.pos_min
         neg_cut = float(np.percentile(values, p.neg_bottom_percent)) if p.neg_bottom_percent and len(values) else p.neg_max
-        return pos_cut, neg_cut  # type: ignore[return-value]
+        return pos_cut, neg_cut
 
     def _select(self, grades: pa.Table) -> pa.Table:
         p = self.params

@@ -95,19 +95,19 @@ class SignalScorer:
 
     def score(self, texts: list[str | None]) -> dict[str, np.ndarray]:
         s = self.signals
-        texts = [t or "" for t in texts]
+        docs = [t or "" for t in texts]
         out: dict[str, np.ndarray] = {}
         if s.length:
-            out["length"] = np.log1p(np.array([len(t) for t in texts], dtype=float))
+            out["length"] = np.log1p(np.array([len(t) for t in docs], dtype=float))
         if s.lines:
-            stats = np.array([_line_stats(t) for t in texts], dtype=float).reshape(len(texts), 3)
+            stats = np.array([_line_stats(t) for t in docs], dtype=float).reshape(len(docs), 3)
             out["sentence_lines"], out["words_per_line"], out["letters"] = stats[:, 0], stats[:, 1], stats[:, 2]
         for spec in s.fasttext:
-            out[spec.name] = self._fasttext_scores(spec, texts)
+            out[spec.name] = self._fasttext_scores(spec, docs)
         if s.kenlm:
-            out[s.kenlm.name] = self._kenlm_scores(s.kenlm, texts)
+            out[s.kenlm.name] = self._kenlm_scores(s.kenlm, docs)
         if s.llm_loss:
-            out["llm_loss"] = -self._llm_loss(texts)
+            out["llm_loss"] = -self._llm_loss(docs)
         return out
 
     def _fasttext_scores(self, spec: FastTextSignal, texts: list[str]) -> np.ndarray:

@@ -122,7 +122,7 @@ class RayExecutor:
         if not units:
             return
         items = [{"unit": json.dumps(unit.to_dict())} for unit in units]
-        dataset = ray.data.from_items(items, override_num_blocks=len(items))
+        dataset: ray.data.Dataset = ray.data.from_items(items, override_num_blocks=len(items))
         size = min(self.workers, len(units))
         if any(step.holds_model for step in steps):
             dataset = dataset.map_batches(
@@ -135,7 +135,8 @@ class RayExecutor:
             )
         else:
             dataset = dataset.map_batches(
-                _shard_task,
+                # Ray's annotation wants a one-argument function; fn_kwargs supplies _shard_task's others
+                _shard_task,  # type: ignore[arg-type]
                 fn_kwargs={"pass_id": uuid.uuid4().hex, "steps": list(steps), "pass_dir": str(pass_dir), "options": options},
                 batch_size=1,
                 batch_format="pyarrow",
