@@ -23,7 +23,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DOLMA, RUNS as ALL_RUNS, SHARED_DATA, machine, replicated_web_shards, timer  # noqa: E402
+from common import DOLMA, SHARED_DATA, machine, replicated_web_shards, timer  # noqa: E402
+from common import RUNS as ALL_RUNS  # noqa: E402
 
 from curator.config import Pipeline, PipelineOptions, StepSpec  # noqa: E402
 from curator.plugins import get_registry  # noqa: E402

@@ -162,7 +162,8 @@ class FastTextTrain(FitStep):
             return list(iter_texts(p.positive_files, p.text_column)), list(iter_texts(p.negative_files, p.text_column))
         table = ctx.table(p.seeds_sql, ["text", "label"], f"step {self.name!r}: seeds_sql")
         positive_values = {v.lower() for v in p.positive_values}
-        pos, neg = [], []
+        pos: list[str] = []
+        neg: list[str] = []
         for text, label in zip(table.column("text").to_pylist(), table.column("label").to_pylist()):
             if text is None or label is None:
                 continue
@@ -269,7 +270,7 @@ def choose_settings(pos: list[str], neg: list[str], p: Any) -> tuple[dict[str, A
     search = p.search if p.search is not None else (n < 2000 and chars < SMALL_TEXT_CHARS and all(v is None for v in given.values()))
     if not search or min(len(pos), len(neg)) < 6:
         return settings, None
-    tried = []
+    tried: list[dict[str, Any]] = []
     for candidate in SEARCH_GRID:
         trial = {**settings, **{k: v for k, v in candidate.items() if given.get(k) is None}}
         tried.append({"settings": trial, "cv_auc": cross_validated_auc(pos, neg, trial, p)})

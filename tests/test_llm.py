@@ -123,7 +123,7 @@ def llama_server(embedded, tmp_path_factory):
             break
         except OSError:
             if proc.poll() is not None:
-                raise RuntimeError(log_path.read_text()[-2000:])
+                raise RuntimeError(log_path.read_text()[-2000:]) from None
             time.sleep(0.3)
     else:
         proc.kill()

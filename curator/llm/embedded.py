@@ -139,15 +139,16 @@ class EmbeddedBackend(LLMBackend):
                     continue
                 started = time.perf_counter()
                 try:
-                    logits = self._evaluate_batch(prefix_tokens, [tokens for _, tokens in group])
+                    rows = self._evaluate_batch(prefix_tokens, [tokens for _, tokens in group])
                 except Exception:  # noqa: BLE001 - a failed batched decode falls back to one document at a time
                     self._batch_prefix = None
                     one_by_one.extend(group)
                     continue
                 seconds = (time.perf_counter() - started) / len(group)
-                for (i, _), row in zip(group, logits):
-                    answers[i] = answer_from_logits(row, choice_ids, choices, self.config.min_mass, self._token_text)
-                    answers[i].seconds = seconds  # type: ignore[union-attr]
+                for (i, _), row in zip(group, rows):
+                    answer = answer_from_logits(row, choice_ids, choices, self.config.min_mass, self._token_text)
+                    answer.seconds = seconds
+                    answers[i] = answer
         for i, tokens in one_by_one:
             started = time.perf_counter()
             try:

@@ -77,7 +77,8 @@ class OpenAIBackend(LLMBackend):
 
     def _read(self, reply: Any, deadline: float) -> bytes:
         """The whole body, within the request's time limit (a server dripping bytes must not hold a worker forever)."""
-        chunks, size = [], 0
+        chunks: list[bytes] = []
+        size = 0
         while True:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the reply took longer than {self.config.timeout:g} s")
