@@ -174,13 +174,19 @@ def run_datatrove(corpus: Path, out: Path) -> dict:
     stages = [
         ("exact signature", 1, [reader(corpus), ExactDedupSignature(output_folder=str(out / "esig"), config=exact)]),
         ("exact find", 1, [ExactFindDedups(data_folder=str(out / "esig"), output_folder=str(out / "edups"), config=exact)]),
-        ("exact filter", 1, [reader(corpus), ExactDedupFilter(data_folder=str(out / "edups"), config=exact, exclusion_writer=ParquetWriter(str(out / "exact_removed"))),
-                             ParquetWriter(str(out / "exact_kept"))]),
+        (
+            "exact filter",
+            1,
+            [reader(corpus), ExactDedupFilter(data_folder=str(out / "edups"), config=exact, exclusion_writer=ParquetWriter(str(out / "exact_removed"))), ParquetWriter(str(out / "exact_kept"))],
+        ),
         ("minhash signature", 1, [reader(out / "exact_kept"), MinhashDedupSignature(output_folder=str(out / "sigs"), config=fuzzy)]),
         ("minhash buckets", BANDS, [MinhashDedupBuckets(input_folder=str(out / "sigs"), output_folder=str(out / "buckets"), config=fuzzy)]),
         ("minhash cluster", 1, [MinhashDedupCluster(input_folder=str(out / "buckets"), output_folder=str(out / "remove"), config=fuzzy, save_cluster_id=True)]),
-        ("minhash filter", 1, [reader(out / "exact_kept"), MinhashDedupFilter(input_folder=str(out / "remove"), exclusion_writer=ParquetWriter(str(out / "fuzzy_removed"))),
-                               ParquetWriter(str(out / "kept"))]),
+        (
+            "minhash filter",
+            1,
+            [reader(out / "exact_kept"), MinhashDedupFilter(input_folder=str(out / "remove"), exclusion_writer=ParquetWriter(str(out / "fuzzy_removed"))), ParquetWriter(str(out / "kept"))],
+        ),
     ]
     seconds = {}
     for i, (name, tasks, pipeline) in enumerate(stages):
@@ -254,8 +260,7 @@ def score(corpus: Path, truth: dict[str, str], kept: set[str]) -> tuple[dict[str
 
 def run_side(side: str, corpus: Path, out: Path) -> dict:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "TQDM_DISABLE": "1"}
-    proc = subprocess.Popen([sys.executable, __file__, "--child", side, "--corpus", str(corpus), "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen([sys.executable, __file__, "--child", side, "--corpus", str(corpus), "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     # read the pipes from threads so a chatty child never blocks, then reap it with wait4 for its rusage
     chunks: dict[str, str] = {}
     threads = [threading.Thread(target=lambda n=n, f=f: chunks.__setitem__(n, f.read())) for n, f in (("out", proc.stdout), ("err", proc.stderr))]
@@ -278,8 +283,10 @@ def bench_dedup(sizes: list[int], all_sides: list[str], datatrove_max: int) -> N
         corpus, truth = build_corpus(docs)
         assert sum(pq.read_metadata(p).num_rows for p in corpus.glob("shard-*.parquet")) == docs
         mb = sum(sum(len(t.encode()) for t in pq.read_table(p, columns=["text"]).column("text").to_pylist()) for p in corpus.glob("shard-*.parquet")) / 1e6
-        print(f"\n## {docs:,} documents ({mb:,.0f} MB of text, {len(list(corpus.glob('shard-*.parquet')))} shards; {sum(1 for v in truth.values() if v.startswith('exact')):,} exact + "
-              f"{sum(1 for v in truth.values() if v.startswith('near')):,} near copies injected)")
+        print(
+            f"\n## {docs:,} documents ({mb:,.0f} MB of text, {len(list(corpus.glob('shard-*.parquet')))} shards; {sum(1 for v in truth.values() if v.startswith('exact')):,} exact + "
+            f"{sum(1 for v in truth.values() if v.startswith('near')):,} near copies injected)"
+        )
         results = {}
         for side in sides:
             out = RUNS / f"dedup-{docs}-{side}"
@@ -309,8 +316,10 @@ def bench_dedup(sizes: list[int], all_sides: list[str], datatrove_max: int) -> N
         for label in sorted(results[sides[0]]["recall"]):
             row(f"recall: {label}", lambda r, label=label: f"{r['recall'][label]:.3f}")
         row("families with no survivor (removed as a near-copy of another: a natural duplicate or a false positive)", lambda r: f"{r['lost']:,}")
-        row("fuzzy rejections whose true 5-gram Jaccard with the document named is >= 0.5 (sample)",
-            lambda r: f"{r['named_precision'][0]:.3f} of {r['named_precision'][1]:,}" if r["named_precision"] else "(no document named)")
+        row(
+            "fuzzy rejections whose true 5-gram Jaccard with the document named is >= 0.5 (sample)",
+            lambda r: f"{r['named_precision'][0]:.3f} of {r['named_precision'][1]:,}" if r["named_precision"] else "(no document named)",
+        )
         for side in sides:
             print(f"\n{side} seconds by step: {results[side]['seconds_by_step']}")
 
@@ -342,8 +351,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--docs", type=int, nargs="+", default=[20_000, 200_000], help="corpus sizes (documents)")
     ap.add_argument("--sides", nargs="+", default=["curator", "datatrove"], choices=["curator", "datatrove"])
-    ap.add_argument("--datatrove-max", type=int, default=20_000,
-                    help="run datatrove only on corpora up to this size (its MinHash signature stage does ~70 docs/s per core here: 200k documents is ~50 CPU minutes)")
+    ap.add_argument(
+        "--datatrove-max", type=int, default=20_000, help="run datatrove only on corpora up to this size (its MinHash signature stage does ~70 docs/s per core here: 200k documents is ~50 CPU minutes)"
+    )
     ap.add_argument("--no-lid", action="store_true", help="skip the language_id benchmark")
     ap.add_argument("--child", choices=["curator", "datatrove"], help=argparse.SUPPRESS)
     ap.add_argument("--corpus", type=Path, help=argparse.SUPPRESS)

@@ -45,12 +45,12 @@ steps:
 def run(pipeline: Path, shards_dir: Path, out: Path, *extra: str) -> None:
     if (out / "manifest.json").exists() and json.loads((out / "manifest.json").read_text()).get("status") == "done":
         return
-    subprocess.run([str(CURATOR), "run", str(pipeline), "-i", str(shards_dir / "*.parquet"), "-o", str(out), "-q", "--overwrite", *extra],
-                   check=True, capture_output=True)
+    subprocess.run([str(CURATOR), "run", str(pipeline), "-i", str(shards_dir / "*.parquet"), "-o", str(out), "-q", "--overwrite", *extra], check=True, capture_output=True)
 
 
 def by_hand(a: Path, b: Path) -> dict[tuple[str, str], int]:
     """kept in A, rejected in B, by B's step and reason: pyarrow + pandas."""
+
     def outcomes(run_dir: Path) -> pd.DataFrame:
         last = json.loads((run_dir / "manifest.json").read_text())["passes"][-1]["dir"]
         kept = [pq.read_table(p, columns=["id"]).to_pandas() for p in sorted((run_dir / last / "kept").glob("*.parquet"))]

@@ -48,7 +48,6 @@ def train_model(folder: Path) -> Path:
     import gzip
     import json
 
-
     lines = []
     for path, label in ((SHARED_DATA / "reference" / "python311_docs.jsonl.gz", "pos"), (DOLMA, "neg")):
         with gzip.open(path, "rt") as fh:

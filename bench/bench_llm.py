@@ -57,9 +57,27 @@ def start_server(model_path: str, log: Path) -> tuple[subprocess.Popen, str]:
         port = s.getsockname()[1]
     # logits_all: llama-cpp-python's server returns logprobs only with it
     proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", model_path, "--host", "127.0.0.1", "--port", str(port),
-         "--n_ctx", "2048", "--n_threads", "2", "--logits_all", "True", "--model_alias", "gemma"],
-        stdout=open(log, "wb"), stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            model_path,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "2048",
+            "--n_threads",
+            "2",
+            "--logits_all",
+            "True",
+            "--model_alias",
+            "gemma",
+        ],
+        stdout=open(log, "wb"),
+        stderr=subprocess.STDOUT,
     )
     deadline = time.time() + 180
     while time.time() < deadline:
@@ -115,8 +133,11 @@ def main() -> None:
     n_prefix = len(reuse._tokens(prefix, bos=True))
     n_doc = np.mean([len(reuse._tokens(s, bos=False)) for s in suffixes])
     n_short = np.mean([len(reuse._tokens(s, bos=False)) for s in short])
-    print(f"{len(texts)} dolma documents; prompt prefix {n_prefix} tokens; documents cut to {args.max_doc_chars} chars "
-          f"= {n_doc:.0f} tokens on average, short ones to {args.short_chars} chars = {n_short:.0f} tokens; {machine()}, 2 threads", flush=True)
+    print(
+        f"{len(texts)} dolma documents; prompt prefix {n_prefix} tokens; documents cut to {args.max_doc_chars} chars "
+        f"= {n_doc:.0f} tokens on average, short ones to {args.short_chars} chars = {n_short:.0f} tokens; {machine()}, 2 threads",
+        flush=True,
+    )
     if args.scaling_only:
         decode_scaling(batched, [t for s in suffixes for t in reuse._tokens(s, bos=False)])
         return

@@ -58,9 +58,7 @@ def peak_rss_mb(models: dict, shards: list[Path], out: Path) -> float:
         "score_stage(json.loads(sys.argv[1]), json.loads(sys.argv[2]), __import__('pathlib').Path(sys.argv[3])); "
         "print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])"
     )
-    out_text = subprocess.run(
-        [sys.executable, "-c", code, json.dumps(models), json.dumps([str(s) for s in shards]), str(out)], check=True, capture_output=True, text=True
-    ).stdout
+    out_text = subprocess.run([sys.executable, "-c", code, json.dumps(models), json.dumps([str(s) for s in shards]), str(out)], check=True, capture_output=True, text=True).stdout
     return int(out_text.strip().splitlines()[-1]) / 1024  # KiB -> MiB
 
 

@@ -87,7 +87,9 @@ def main() -> None:
     for name, workers, unit_mb in (("1-worker", 1, args.unit_mb), ("2-workers-whole-file", 2, 10**6), ("2-workers-split", 2, args.unit_mb)):
         seconds, stats = run(name, source, workers, unit_mb)
         results[name] = (seconds, stats)
-        print(f"{name:<24} {seconds:>7.1f} s  {docs / seconds:>8,.0f} docs/s  units {stats['shards']['total']:>3}  CPU {stats['cpu_seconds']:>6.1f} s ({stats['cpu_seconds'] / seconds:.2f} cores)  kept {stats['kept']:,}")
+        print(
+            f"{name:<24} {seconds:>7.1f} s  {docs / seconds:>8,.0f} docs/s  units {stats['shards']['total']:>3}  CPU {stats['cpu_seconds']:>6.1f} s ({stats['cpu_seconds'] / seconds:.2f} cores)  kept {stats['kept']:,}"
+        )
     base = results["1-worker"][0]
     print(f"speed-up, 2 workers on one file: split {base / results['2-workers-split'][0]:.2f}x, whole file {base / results['2-workers-whole-file'][0]:.2f}x")
     assert len({r[1]["kept"] for r in results.values()}) == 1, "runs kept different rows"

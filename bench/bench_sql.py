@@ -138,5 +138,6 @@ def main() -> None:
     start = min(curator_sql(run, "SELECT 1") for _ in range(2))
     print(f"{'(curator sql SELECT 1: CLI start-up)':<48} {'':>12} {'':>10} {'':>6} {start:>16.2f}s")
 
+
 if __name__ == "__main__":
     main()

@@ -71,9 +71,7 @@ def build(docs: int) -> tuple[Path, Path, list[bytes]]:
             writer.write_record(writer.create_warc_record(url, "request", payload=io.BytesIO(b"GET / HTTP/1.1\r\n\r\n")))
             http = StatusAndHeaders("200 OK", [("Content-Type", "text/html; charset=utf-8")], protocol="HTTP/1.1")
             writer.write_record(writer.create_warc_record(url, "response", payload=io.BytesIO(body), http_headers=http))
-            wet_writer.write_record(
-                wet_writer.create_warc_record(url, "conversion", payload=io.BytesIO(row["text"].encode()), warc_headers_dict={"Content-Type": "text/plain"})
-            )
+            wet_writer.write_record(wet_writer.create_warc_record(url, "conversion", payload=io.BytesIO(row["text"].encode()), warc_headers_dict={"Content-Type": "text/plain"}))
     return warc, wet, bodies
 
 

@@ -35,9 +35,20 @@ from curator_plugins.dedup import jaccard  # noqa: E402
 
 WEBORG = SHARED_DATA / "web" / "weborganizer_examples.jsonl.gz"
 BOILERPLATE = "Share this article on Facebook Twitter LinkedIn or by Email. Subscribe to our newsletter for weekly updates. Copyright 2024 all rights reserved. Privacy policy and terms of use."
-EDITS = [("replace", 1), ("replace", 3), ("replace", 5), ("replace", 10), ("replace", 20),
-         ("delete", 5), ("delete", 20), ("shuffle", 5), ("shuffle", 20),
-         ("boilerplate", 0), ("truncate", 10), ("truncate", 30)]
+EDITS = [
+    ("replace", 1),
+    ("replace", 3),
+    ("replace", 5),
+    ("replace", 10),
+    ("replace", 20),
+    ("delete", 5),
+    ("delete", 20),
+    ("shuffle", 5),
+    ("shuffle", 20),
+    ("boilerplate", 0),
+    ("truncate", 10),
+    ("truncate", 30),
+]
 
 
 def edit(words: list[str], kind: str, pct: int, rng: random.Random) -> list[str]:
@@ -114,9 +125,7 @@ def datatrove_clusters(rows: list[dict], folder: Path, bands: int, rows_per_band
         [reader, MinhashDedupSignature(output_folder=str(folder / "sigs"), config=config)],
         [MinhashDedupBuckets(input_folder=str(folder / "sigs"), output_folder=str(folder / "buckets"), config=config)],
         [MinhashDedupCluster(input_folder=str(folder / "buckets"), output_folder=str(folder / "remove"), config=config, save_cluster_id=True)],
-        [reader, MinhashDedupFilter(input_folder=str(folder / "remove"), load_cluster_ids=True,
-                                    exclusion_writer=ParquetWriter(str(folder / "removed"))),
-         ParquetWriter(str(folder / "kept"))],
+        [reader, MinhashDedupFilter(input_folder=str(folder / "remove"), load_cluster_ids=True, exclusion_writer=ParquetWriter(str(folder / "removed"))), ParquetWriter(str(folder / "kept"))],
     ]
     with timer() as t:
         for i, pipeline in enumerate(stages):

@@ -67,22 +67,59 @@ def evaluate(name: str, labels: Path, out: Path, overrides: list[str] | None = N
     llm_calls = sum((f.get("result") or {}).get("graded", 0) for f in summary["funnel"] if f["type"] == "llm_seed_selector")
     llm_calls += len(calibration)
     found = [
-        {"method": f"{name}.yaml" + (f" --set {' '.join(overrides)}" if overrides else ""), "what": what, "auc": bootstrap_auc(y, score), "n": len(rows), "llm_calls": llm_calls, "seconds": seconds,
-         "human_labels_used": len(calibration), "warnings": summary["warnings"]},
-        {"method": "document length (same documents)", "what": "characters", "auc": bootstrap_auc(y, [r[2] for r in rows]), "n": len(rows), "llm_calls": 0, "seconds": 0.0,
-         "human_labels_used": 0, "warnings": []},
+        {
+            "method": f"{name}.yaml" + (f" --set {' '.join(overrides)}" if overrides else ""),
+            "what": what,
+            "auc": bootstrap_auc(y, score),
+            "n": len(rows),
+            "llm_calls": llm_calls,
+            "seconds": seconds,
+            "human_labels_used": len(calibration),
+            "warnings": summary["warnings"],
+        },
+        {
+            "method": "document length (same documents)",
+            "what": "characters",
+            "auc": bootstrap_auc(y, [r[2] for r in rows]),
+            "n": len(rows),
+            "llm_calls": 0,
+            "seconds": 0.0,
+            "human_labels_used": 0,
+            "warnings": [],
+        },
     ]
     if name == "fineweb_edu":
         # the pieces, on the same documents: what the student's parts and the LLM alone give
         parts = con.execute("SELECT id, edu__ngram FROM documents").fetchall()
         ngram = {r[0]: r[1] for r in parts}
         values = np.array([ngram.get(r[0]) if ngram.get(r[0]) is not None else -1 for r in rows], dtype=float)
-        found.append({"method": "  its fastText n-gram part alone", "what": "trained on the teacher's seeds", "auc": bootstrap_auc(y, values), "n": len(rows), "llm_calls": 0, "seconds": 0.0, "human_labels_used": 0, "warnings": []})
+        found.append(
+            {
+                "method": "  its fastText n-gram part alone",
+                "what": "trained on the teacher's seeds",
+                "auc": bootstrap_auc(y, values),
+                "n": len(rows),
+                "llm_calls": 0,
+                "seconds": 0.0,
+                "human_labels_used": 0,
+                "warnings": [],
+            }
+        )
         graded = dict(con.execute("SELECT id, grade FROM grades").fetchall())
         both = [(wanted[i], g) for i, g in graded.items() if i in wanted and i not in calibration and g is not None]
         if len(both) >= 10:
-            found.append({"method": "  the LLM grade alone (graded sample only)", "what": "expected 0-5 grade", "auc": bootstrap_auc(binary_labels([b[0] for b in both]), [b[1] for b in both]),
-                          "n": len(both), "llm_calls": 0, "seconds": 0.0, "human_labels_used": 0, "warnings": []})
+            found.append(
+                {
+                    "method": "  the LLM grade alone (graded sample only)",
+                    "what": "expected 0-5 grade",
+                    "auc": bootstrap_auc(binary_labels([b[0] for b in both]), [b[1] for b in both]),
+                    "n": len(both),
+                    "llm_calls": 0,
+                    "seconds": 0.0,
+                    "human_labels_used": 0,
+                    "warnings": [],
+                }
+            )
         report = json.loads((out / "artifacts" / "seeds" / "result.json").read_text())["result"].get("teacher", {}).get("report")
         if report:
             print(f"  teacher on its {report['n']} human labels (cross-validated): {report['combined_cv_auc']:.3f}; each signal alone / what it adds:")

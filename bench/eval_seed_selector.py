@@ -90,8 +90,10 @@ def main() -> None:
             summary = run([selector(sample_size=250, label_column="label", where=f"id NOT IN ({exclude})", **extra)], [str(HUMAN)], tmp / f"A-{len(extra)}")
             result = next(f for f in summary["funnel"] if f["step"] == "seeds")["result"]
             cal = result["calibration"]
-            print(f"  {label:<28} n={cal['n']}  ROC-AUC {cal['roc_auc']:.3f}  Spearman {cal['spearman']:.3f}  kappa {cal['cohen_kappa']:.3f}  "
-                  f"({result['llm_calls']} calls, {time.perf_counter() - started:.0f}s)")
+            print(
+                f"  {label:<28} n={cal['n']}  ROC-AUC {cal['roc_auc']:.3f}  Spearman {cal['spearman']:.3f}  kappa {cal['cohen_kappa']:.3f}  "
+                f"({result['llm_calls']} calls, {time.perf_counter() - started:.0f}s)"
+            )
 
         print(f"B. The loop: grade {args.pool} WebOrganizer pages -> seeds -> fastText -> ROC-AUC on the 250 human-judged documents")
         for label, extra in (("default few-shot", {}), ("3 human few-shot examples", {"few_shot_file": str(few_shot)})):
@@ -100,8 +102,10 @@ def main() -> None:
             grading = time.perf_counter() - started
             result = next(f for f in summary["funnel"] if f["step"] == "seeds")["result"]
             auc, docs_per_s = classifier_auc(tmp / f"B-{len(extra)}", tmp / f"B-{len(extra)}-clf")
-            print(f"  {label:<28} seeds {result['positives']}+{result['negatives']}  classifier ROC-AUC {auc:.3f}  "
-                  f"LLM calls {result['llm_calls']} ({result['cached']} cached), grading {grading:.0f}s, classifier {docs_per_s:,.0f} docs/s end to end")
+            print(
+                f"  {label:<28} seeds {result['positives']}+{result['negatives']}  classifier ROC-AUC {auc:.3f}  "
+                f"LLM calls {result['llm_calls']} ({result['cached']} cached), grading {grading:.0f}s, classifier {docs_per_s:,.0f} docs/s end to end"
+            )
 
         print("C. Active vs random selection (same pool, default few-shot): classifier ROC-AUC by LLM calls")
         for budget in (40, 80, args.pool):

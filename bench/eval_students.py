@@ -89,8 +89,7 @@ def main() -> None:
         means = {name: float(np.mean(v)) for name, v in got.items()}
         results.append({"seeds": k, **means})
         print(f"{k:>6} {means['fasttext']:>9.3f} {means['embedding']:>10.3f} {means['length']:>7.3f}")
-    print(f"\nscoring cost, one core: fastText {fasttext_rate:,.0f} docs/s, MiniLM int8 ({args.max_tokens} tokens) {embed_rate:,.1f} docs/s "
-          f"= {fasttext_rate / embed_rate:,.0f}x slower")
+    print(f"\nscoring cost, one core: fastText {fasttext_rate:,.0f} docs/s, MiniLM int8 ({args.max_tokens} tokens) {embed_rate:,.1f} docs/s = {fasttext_rate / embed_rate:,.0f}x slower")
 
 
 def train_supervised_on(lines: list[str], y: np.ndarray):

@@ -1,6 +1,6 @@
 """Run every benchmark in one go (make bench), or the ones named.
 
-    python bench/run.py [foundation] [fasttext] [fasttext-eval] [perplexity] [quality-eval] [heuristics] [dedup] [labels-eval] ...
+python bench/run.py [foundation] [fasttext] [fasttext-eval] [perplexity] [quality-eval] [heuristics] [dedup] [labels-eval] ...
 """
 
 from __future__ import annotations

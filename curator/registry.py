@@ -116,8 +116,7 @@ def build_registry(pm: pluggy.PluginManager) -> StepRegistry:
             raise
         except Exception as exc:
             raise PluginError(
-                f"plugin {plugin_name!r} raised {type(exc).__name__} in register_steps: {exc}{where_in_plugin(exc)}; "
-                f"fix the plugin, or run without it: --disable-plugin {plugin_name}"
+                f"plugin {plugin_name!r} raised {type(exc).__name__} in register_steps: {exc}{where_in_plugin(exc)}; fix the plugin, or run without it: --disable-plugin {plugin_name}"
             ) from exc
     return registry
 
@@ -138,10 +137,7 @@ def step_failure(registry: StepRegistry, step: Step, exc: BaseException, where: 
     if step.name != type(step).name:
         who += f" ({type(step).name})"
     message = (str(exc).strip().splitlines() or [""])[0][:300]
-    return (
-        f"{who} raised {type(exc).__name__} in {where}(): {message}{where_in_plugin(exc)}; "
-        f"fix the step's {where}() (or its parameters), or remove it from the pipeline"
-    )
+    return f"{who} raised {type(exc).__name__} in {where}(): {message}{where_in_plugin(exc)}; fix the step's {where}() (or its parameters), or remove it from the pipeline"
 
 
 def name_plugins(registry: StepRegistry, steps: Sequence[Step], message: str) -> str:

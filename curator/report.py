@@ -183,8 +183,8 @@ reproduces it (views: {html.escape(", ".join(sorted(self.views)))}).</footer>
         check = "ok" if s["balanced"] else "MISMATCH"
         return (
             f'<section id="summary"><p class="big">{s["input"]:,} documents in → <b>{s["kept"]:,} kept</b> ({pct:.1f}%), '
-            f'{s["rejected"]:,} rejected. kept + rejected = input: <b>{check}</b>.</p>'
-            f'<p>status {html.escape(str(s["status"]))}, shards {s["shards"]["done"]}/{s["shards"]["total"]}, run <code>{html.escape(str(self.run_dir))}</code></p></section>'
+            f"{s['rejected']:,} rejected. kept + rejected = input: <b>{check}</b>.</p>"
+            f"<p>status {html.escape(str(s['status']))}, shards {s['shards']['done']}/{s['shards']['total']}, run <code>{html.escape(str(self.run_dir))}</code></p></section>"
         )
 
     def warnings(self) -> str:
@@ -252,8 +252,9 @@ reproduces it (views: {html.escape(", ".join(sorted(self.views)))}).</footer>
             if log and cut <= 0:
                 continue
             # neighbouring cuts (head / middle) label to opposite sides so the texts do not overlap
-            fig.add_vline(x=math.log10(cut) if log else cut, line={"dash": "dash", "color": "#222"}, annotation_text=label,
-                          annotation_position="top left" if i % 2 == 0 else "top right", annotation_font_size=10)
+            fig.add_vline(
+                x=math.log10(cut) if log else cut, line={"dash": "dash", "color": "#222"}, annotation_text=label, annotation_position="top left" if i % 2 == 0 else "top right", annotation_font_size=10
+            )
         if not log or constant:
             fig.update_xaxes(range=[lo - width, hi + width])
         fig.update_layout(title=title, barmode="overlay", bargap=0, xaxis_title=("log10 " if log else "") + title.split(" ")[0], yaxis_title="documents")
@@ -274,7 +275,11 @@ reproduces it (views: {html.escape(", ".join(sorted(self.views)))}).</footer>
         charts = [c for c in charts if c]
         if not charts:
             return ""
-        return '<section id="scores"><h2>Score distributions</h2><p>Dashed lines: the cuts steps made on the column.</p><div class="grid">' + "".join(f"<div>{c}</div>" for c in charts) + "</div></section>"
+        return (
+            '<section id="scores"><h2>Score distributions</h2><p>Dashed lines: the cuts steps made on the column.</p><div class="grid">'
+            + "".join(f"<div>{c}</div>" for c in charts)
+            + "</div></section>"
+        )
 
     def labels(self) -> str:
         import plotly.graph_objects as go
@@ -282,9 +287,7 @@ reproduces it (views: {html.escape(", ".join(sorted(self.views)))}).</footer>
         pattern = re.compile(r"__(" + "|".join(LABEL_SUFFIXES) + r")$")
         charts = []
         for column in [c for c in self.columns if pattern.search(c)]:
-            rows = self._sql(
-                f"SELECT {_q(column)}::VARCHAR AS v, reject_step IS NULL AS kept, count(*) FROM documents WHERE {_q(column)} IS NOT NULL GROUP BY ALL"
-            )
+            rows = self._sql(f"SELECT {_q(column)}::VARCHAR AS v, reject_step IS NULL AS kept, count(*) FROM documents WHERE {_q(column)} IS NOT NULL GROUP BY ALL")
             totals: dict[str, int] = {}
             for v, _, n in rows:
                 totals[v] = totals.get(v, 0) + n
@@ -396,7 +399,7 @@ reproduces it (views: {html.escape(", ".join(sorted(self.views)))}).</footer>
                 fig.update_layout(title=f"{step}: each signal alone vs human labels", yaxis={"title": "ROC-AUC", "range": [0, 1]})
                 parts.append(self.figure(fig))
         if "calibration" in self.views:
-            columns = [c for c, in self._sql("SELECT column_name FROM (DESCRIBE calibration)") if c == "teacher_score" or c.startswith("signal__")]
+            columns = [c for (c,) in self._sql("SELECT column_name FROM (DESCRIBE calibration)") if c == "teacher_score" or c.startswith("signal__")]
             parts.append(self._roc("calibration", "human_label", columns, f"{step}: teacher and signals vs human labels"))
         if teacher.get("note"):
             parts.append(f"<p>{html.escape(str(teacher['note']))}</p>")

@@ -100,7 +100,11 @@ def plan(pipeline: Pipeline, registry: StepRegistry) -> list[Segment]:
 
 def _pipeline_hash(pipeline: Pipeline, inputs: list[str]) -> str:
     body = json.dumps(
-        {"options": pipeline.options.model_dump(mode="json", exclude={"steps": True, "input": {"path"}, **dict.fromkeys(LAYOUT_OPTIONS, True)}), "steps": [s.__dict__ for s in pipeline.steps], "inputs": inputs},
+        {
+            "options": pipeline.options.model_dump(mode="json", exclude={"steps": True, "input": {"path"}, **dict.fromkeys(LAYOUT_OPTIONS, True)}),
+            "steps": [s.__dict__ for s in pipeline.steps],
+            "inputs": inputs,
+        },
         sort_keys=True,
         default=str,
     )
@@ -188,10 +192,7 @@ def _run_locked(
     if manifest_path.exists():
         previous = json.loads(manifest_path.read_text())
         if previous.get("pipeline_hash") != digest and not overwrite:
-            raise ConfigError(
-                f"{run_dir} holds a run of a different pipeline or input ({previous.get('pipeline')}); "
-                "use another --output, or --overwrite to start it again"
-            )
+            raise ConfigError(f"{run_dir} holds a run of a different pipeline or input ({previous.get('pipeline')}); use another --output, or --overwrite to start it again")
     if overwrite:
         _clear_run_dir(run_dir)  # --overwrite always starts afresh, even over the same pipeline
 
@@ -287,9 +288,7 @@ def _run_segments(
             except StepError as exc:
                 raise StepError(name_plugins(registry, steps, str(exc))) from exc
             # the next pass reads each kept shard (a big unit may have written several) as one unit
-            current_units = [
-                WorkUnit(u.index, str(path), path.stem.replace(".", "-"), u.id_prefix, u.origin or u.path) for u in current_units for path in chunk_paths(kept_path(pass_dir, u))
-            ]
+            current_units = [WorkUnit(u.index, str(path), path.stem.replace(".", "-"), u.id_prefix, u.origin or u.path) for u in current_units for path in chunk_paths(kept_path(pass_dir, u))]
             pass_index += 1
         else:
             spec = seg.specs[0]
@@ -322,17 +321,13 @@ def _duplicate_ids_across_shards(run_dir: Path) -> dict[str, Any]:
     connection = catalog.sandboxed_connect(":memory:", run_dir)
     try:
         catalog.create_views(connection, run_dir, temporary=True)
-        rows = connection.execute(
-            "SELECT id, count(*) FROM documents WHERE reject_step IS DISTINCT FROM 'read' GROUP BY id HAVING count(*) > 1 ORDER BY id"
-        ).fetchall()
+        rows = connection.execute("SELECT id, count(*) FROM documents WHERE reject_step IS DISTINCT FROM 'read' GROUP BY id HAVING count(*) > 1 ORDER BY id").fetchall()
     finally:
         connection.close()
     return {"count": len(rows), "examples": [r[0] for r in rows[:5]]}
 
 
-def _run_pass(
-    engine: Executor, steps: list[Step], units: list[WorkUnit], pass_dir: Path, options: PassOptions, progress: bool, label: str, mirror: storage.RunMirror | None = None
-) -> None:
+def _run_pass(engine: Executor, steps: list[Step], units: list[WorkUnit], pass_dir: Path, options: PassOptions, progress: bool, label: str, mirror: storage.RunMirror | None = None) -> None:
     prune_stale(pass_dir, units)
     todo = [u for u in units if not shard_done(pass_dir, u, options.fingerprint)]
     bar = tqdm(total=len(units), initial=len(units) - len(todo), desc=f"{pass_dir.name} [{label}]", unit="shard", disable=not progress or None, leave=True)
@@ -385,14 +380,10 @@ def _run_fit(engine: Executor, step: FitStep, run_dir: Path, corpus: list[Path],
 def _fit_in_worker(step: FitStep, run_dir: str, artifact_dir: str, corpus: list[str], results: dict[str, Any], workers: int) -> dict[str, Any]:
     """Runs where the executor puts fit steps (this process, or a Ray task)."""
     step.check_dependencies()
-    corpus_view = (
-        "SELECT * FROM read_parquet([" + ", ".join(catalog.sql_string(c) for c in corpus) + "], union_by_name = true)" if corpus else catalog.EMPTY_KEPT
-    )
+    corpus_view = "SELECT * FROM read_parquet([" + ", ".join(catalog.sql_string(c) for c in corpus) + "], union_by_name = true)" if corpus else catalog.EMPTY_KEPT
     connection = catalog.connect(Path(run_dir), extra_views={"corpus": corpus_view})
     try:
-        ctx = FitContext(
-            run_dir=Path(run_dir), artifact_dir=Path(artifact_dir), connection=connection, results=results, corpus_files=[Path(c) for c in corpus], workers=workers
-        )
+        ctx = FitContext(run_dir=Path(run_dir), artifact_dir=Path(artifact_dir), connection=connection, results=results, corpus_files=[Path(c) for c in corpus], workers=workers)
         result = step.fit(ctx)
     finally:
         connection.close()

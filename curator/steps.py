@@ -74,10 +74,7 @@ class Step:
     def check_dependencies(self) -> None:
         missing = self.missing_dependencies()
         if missing:
-            raise ConfigError(
-                f"step {self.name!r} ({type(self).name}) needs {', '.join(missing)}: "
-                f"pip install {' '.join(repr(m) for m in missing)}"
-            )
+            raise ConfigError(f"step {self.name!r} ({type(self).name}) needs {', '.join(missing)}: pip install {' '.join(repr(m) for m in missing)}")
 
     def column(self, suffix: str) -> str:
         """The namespaced output column name ``<step>__<suffix>``."""

@@ -68,7 +68,6 @@ class SqlFilter(FilterStep):
         return FilterResult(keep, [reason] * len(keep))
 
 
-
 class RangeFilter(FilterStep):
     """Keeps rows whose numeric column lies in [min, max]; NULLs are rejected."""
 

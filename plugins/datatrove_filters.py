@@ -108,7 +108,6 @@ class DatatroveFilter(FilterStep):
         return FilterResult(keep, reasons)
 
 
-
 class _AnyParams(Params):
     """Without datatrove the options are unknown: accept any, so the error users see names the package to install.
     (Setting model_config on a model after it is built has no effect in pydantic 2, hence a class.)"""
@@ -128,7 +127,13 @@ def _make_step(step_name: str, class_path: str, description: str) -> type[Datatr
     return type(
         f"{cls_name}Step",
         (DatatroveFilter,),
-        {"name": step_name, "description": f"{description} (datatrove {cls_name}'s rules, columnar; impl: datatrove runs its class)", "Params": params, "datatrove_class": class_path, "__module__": __name__},
+        {
+            "name": step_name,
+            "description": f"{description} (datatrove {cls_name}'s rules, columnar; impl: datatrove runs its class)",
+            "Params": params,
+            "datatrove_class": class_path,
+            "__module__": __name__,
+        },
     )
 
 

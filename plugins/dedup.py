@@ -235,7 +235,7 @@ class ExactDedupGroups(FitStep):
             _copy_to(ctx, query, out)
         except Exception as exc:
             raise ConfigError(f"step {self.name!r}: grouping failed (check keep_by {self.params.keep_by!r}): {exc}") from None
-        documents, = ctx.execute("SELECT count(*) FROM corpus").fetchall()[0]
+        (documents,) = ctx.execute("SELECT count(*) FROM corpus").fetchall()[0]
         groups, members = ctx.execute(f"SELECT count(DISTINCT cluster), count(*) FROM read_parquet({_path(out)})").fetchall()[0]
         return {"table": str(out), "documents": documents, "groups": groups, "duplicates": members - groups}
 
@@ -376,24 +376,30 @@ class MinHashClusters(FitStep):
         # band per query: DuckDB's hash table then holds one key per document,
         # not one per document and band (14x less memory at the same speed).
         for band in range(1, n_bands + 1):
-            _copy_to(ctx, f"""
+            _copy_to(
+                ctx,
+                f"""
                 WITH buckets AS (
                     SELECT {bands}[{band}] AS h, min(id) AS root FROM corpus WHERE {bands} IS NOT NULL GROUP BY 1 HAVING count(*) > 1
                 )
                 SELECT c.id AS a, k.root AS b FROM corpus c JOIN buckets k ON c.{bands}[{band}] = k.h WHERE c.id <> k.root
-            """, work / f"edges-{band:03d}.parquet")
+            """,
+                work / f"edges-{band:03d}.parquet",
+            )
         band_edges = f"read_parquet({_path(work / 'edges-*.parquet')})" if n_bands else "(SELECT NULL::VARCHAR AS a, NULL::VARCHAR AS b LIMIT 0)"
         _copy_to(ctx, f"SELECT DISTINCT a, b FROM {band_edges}", edges)
         for part in work.glob("edges-*.parquet"):
             part.unlink()
-        candidates, = ctx.execute(f"SELECT count(*) FROM read_parquet({_path(edges)})").fetchall()[0]
+        (candidates,) = ctx.execute(f"SELECT count(*) FROM read_parquet({_path(edges)})").fetchall()[0]
         if p.verify:
             edges = self._verify(ctx, edges)
-        verified, = ctx.execute(f"SELECT count(*) FROM read_parquet({_path(edges)})").fetchall()[0]
+        (verified,) = ctx.execute(f"SELECT count(*) FROM read_parquet({_path(edges)})").fetchall()[0]
         labels, iterations = self._components(ctx, edges)
         out = art / f"{self.name}.parquet"  # becomes the SQL view <fit step name>
         try:
-            _copy_to(ctx, f"""
+            _copy_to(
+                ctx,
+                f"""
                 WITH ranked AS (
                     SELECT c.id, l.label AS cluster,
                            row_number() OVER (PARTITION BY l.label ORDER BY {_sql_order(p.keep_by)}) AS rn,
@@ -403,15 +409,22 @@ class MinHashClusters(FitStep):
                 SELECT r.id, k.id AS kept_id, r.cluster, r.size
                 FROM ranked r JOIN ranked k ON k.cluster = r.cluster AND k.rn = 1
                 ORDER BY r.cluster, r.rn
-            """, out)
+            """,
+                out,
+            )
         except Exception as exc:
             raise ConfigError(f"step {self.name!r}: choosing kept documents failed (check keep_by {p.keep_by!r}): {exc}") from None
         shutil.rmtree(labels.parent)
-        documents, = ctx.execute("SELECT count(*) FROM corpus").fetchall()[0]
+        (documents,) = ctx.execute("SELECT count(*) FROM corpus").fetchall()[0]
         clusters, members = ctx.execute(f"SELECT count(DISTINCT cluster), count(*) FROM read_parquet({_path(out)})").fetchall()[0]
         return {
-            "table": str(out), "documents": documents, "candidate_edges": candidates, "edges": verified,
-            "clusters": clusters, "duplicates": members - clusters, "iterations": iterations,
+            "table": str(out),
+            "documents": documents,
+            "candidate_edges": candidates,
+            "edges": verified,
+            "clusters": clusters,
+            "duplicates": members - clusters,
+            "iterations": iterations,
         }
 
     def _verify(self, ctx: FitContext, edges: Path) -> Path:
@@ -454,7 +467,7 @@ class MinHashClusters(FitStep):
                     GROUP BY l.node, l.label
                 ) TO {_path(nxt)} (FORMAT parquet)
             """)
-            changed, = ctx.execute(f"""
+            (changed,) = ctx.execute(f"""
                 SELECT count(*) FROM read_parquet({_path(nxt)}) n JOIN read_parquet({_path(current)}) c USING (node) WHERE n.label <> c.label
             """).fetchall()[0]
             current.unlink()

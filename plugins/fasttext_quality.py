@@ -254,8 +254,11 @@ SMALL_TEXT_CHARS = 3_000_000
 
 # A small grid around the seed-count defaults; wordNgrams >= 2 everywhere (wordNgrams=1 hits NaN, NOTES).
 SEARCH_GRID = [
-    {"lr": 0.1, "epoch": 25}, {"lr": 0.5, "epoch": 25}, {"lr": 0.5, "epoch": 50},
-    {"lr": 1.0, "epoch": 50}, {"lr": 0.5, "epoch": 50, "minn": 3, "maxn": 5},
+    {"lr": 0.1, "epoch": 25},
+    {"lr": 0.5, "epoch": 25},
+    {"lr": 0.5, "epoch": 50},
+    {"lr": 1.0, "epoch": 50},
+    {"lr": 0.5, "epoch": 50, "minn": 3, "maxn": 5},
 ]
 
 
@@ -274,7 +277,7 @@ def choose_settings(pos: list[str], neg: list[str], p: Any) -> tuple[dict[str, A
     for candidate in SEARCH_GRID:
         trial = {**settings, **{k: v for k, v in candidate.items() if given.get(k) is None}}
         tried.append({"settings": trial, "cv_auc": cross_validated_auc(pos, neg, trial, p)})
-    best = max(tried, key=lambda t: (t["cv_auc"] if t["cv_auc"] is not None else -1))
+    best = max(tried, key=lambda t: t["cv_auc"] if t["cv_auc"] is not None else -1)
     return best["settings"], {"cv_auc": best["cv_auc"], "tried": tried}
 
 
@@ -445,7 +448,6 @@ class FastTextQuality(FilterStep):
             keep = np.ones(len(lines), dtype=bool)  # annotate only: empty texts keep a NULL score
         reasons = ["empty_text" if e else "quality_below_threshold" for e in empty]
         return FilterResult(keep, reasons, columns)
-
 
 
 def _pareto_draw(ids: list[str], alpha: float, seed: int) -> np.ndarray:

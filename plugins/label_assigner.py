@@ -131,10 +131,12 @@ class LabelTaxonomy(FitStep):
         out = ctx.artifact_dir / "taxonomy.yaml"
         write_taxonomy(labels, out)
         pq.write_table(
-            pa.table({
-                "name": [label["name"] for label in labels],
-                "description": [label["description"] for label in labels],
-            }),
+            pa.table(
+                {
+                    "name": [label["name"] for label in labels],
+                    "description": [label["description"] for label in labels],
+                }
+            ),
             ctx.artifact_dir / "taxonomy.parquet",
         )
         result.update({"taxonomy_path": str(out), "labels": [label["name"] for label in labels], "n_labels": len(labels)})
@@ -230,7 +232,9 @@ class LabelLLM(FitStep):
         seed: int = Field(0, description="sampling seed")
         where: str | None = Field(None, description="SQL condition on the corpus before sampling")
         stratify_by: str | None = Field(None, description="column or SQL expression to stratify the sample by")
-        few_shot_file: str | None = Field(None, description="JSONL of labelled examples (text, label = a taxonomy name), or a YAML file with WebOrganizer-style demonstrations (text, choice)", json_schema_extra={"path": True})
+        few_shot_file: str | None = Field(
+            None, description="JSONL of labelled examples (text, label = a taxonomy name), or a YAML file with WebOrganizer-style demonstrations (text, choice)", json_schema_extra={"path": True}
+        )
         few_shot: int = Field(8, ge=0, description="how many few-shot examples go in the prompt (spread over the labels)")
         few_shot_chars: int = Field(300, ge=20, description="few-shot examples are cut to this many characters")
         max_doc_chars: int = Field(800, ge=50, description="documents are cut to this many characters")
@@ -241,7 +245,10 @@ class LabelLLM(FitStep):
         label_column: str | None = Field(None, description="corpus column with gold labels, for an agreement report")
         batch_size: int = Field(8, ge=1, description="documents per backend call")
         cache: str | None = Field(None, description="answer cache file")
-        judge: Literal["embedding", "none"] = Field("embedding", description="a second, cheap judge: softmax(judge_scale x cosine) between the document's and each label's MiniLM embedding, multiplied into the LLM's distribution (AG News: LLM 0.66, judge 0.74, both 0.74 accuracy)")
+        judge: Literal["embedding", "none"] = Field(
+            "embedding",
+            description="a second, cheap judge: softmax(judge_scale x cosine) between the document's and each label's MiniLM embedding, multiplied into the LLM's distribution (AG News: LLM 0.66, judge 0.74, both 0.74 accuracy)",
+        )
         judge_scale: float = Field(TRAINING_SCALE, gt=0, description="cosine scale of the embedding judge (20: the scale all-MiniLM-L6-v2 was trained with; not tuned on any labels)")
         embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig, description="the embedding model (default: all-MiniLM-L6-v2, int8 ONNX, installed)")
 
@@ -513,17 +520,27 @@ class LabelTrain(FitStep):
     """The student: a classifier distilled from the teacher's labels (embedding logistic regression or fastText)."""
 
     name = "label_train"
-    description = "fit: the student on llm_labels (logistic regression on MiniLM embeddings, or fastText; optionally distilled again into fastText); held-out accuracy / macro-F1 / confusion vs the teacher"
+    description = (
+        "fit: the student on llm_labels (logistic regression on MiniLM embeddings, or fastText; optionally distilled again into fastText); held-out accuracy / macro-F1 / confusion vs the teacher"
+    )
     requires = REQUIRES_FT
 
     class Params(Params):
         sql: str = Field("SELECT text, label, confidence FROM llm_labels WHERE label IS NOT NULL", description="DuckDB query returning text, label (and optionally confidence)")
-        student: Literal["embedding", "fasttext"] = Field("embedding", description="embedding: logistic regression on sentence embeddings (AG News, 300 labels: 0.77 accuracy vs people); fasttext: n-grams only (0.52), but ~100x faster to assign")
-        taxonomy: str | None = Field(None, description="taxonomy file (${taxonomy.taxonomy_path}): the embedding student also weighs the label descriptions, as the teacher's judge does", json_schema_extra={"path": True})
+        student: Literal["embedding", "fasttext"] = Field(
+            "embedding", description="embedding: logistic regression on sentence embeddings (AG News, 300 labels: 0.77 accuracy vs people); fasttext: n-grams only (0.52), but ~100x faster to assign"
+        )
+        taxonomy: str | None = Field(
+            None, description="taxonomy file (${taxonomy.taxonomy_path}): the embedding student also weighs the label descriptions, as the teacher's judge does", json_schema_extra={"path": True}
+        )
         judge_scale: float = Field(TRAINING_SCALE, gt=0, description="cosine scale of the description judge (as label_llm's)")
         embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig, description="the embedding model (student: embedding)")
         C: float | None = Field(None, gt=0, description="inverse L2 strength of the logistic regression (default: picked by 3-fold CV on the teacher's labels)")
-        distill_sample: int = Field(0, ge=0, description="student: embedding: label this many more corpus documents with it and train a fastText model on them, so label_assign runs at fastText speed (AG News: 0.73 with 1,000)")
+        distill_sample: int = Field(
+            0,
+            ge=0,
+            description="student: embedding: label this many more corpus documents with it and train a fastText model on them, so label_assign runs at fastText speed (AG News: 0.73 with 1,000)",
+        )
         where: str | None = Field(None, description="SQL condition on the corpus for the distill_sample")
         stratify_by: str | None = Field(None, description="column or SQL expression to stratify the distill_sample by")
         min_confidence: float = Field(0.0, ge=0, le=1, description="train only on LLM labels at least this confident")

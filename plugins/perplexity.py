@@ -44,10 +44,40 @@ BUCKETS = ("head", "middle", "tail")
 
 # Unicode punctuation -> ASCII, as CCNet's text normaliser does (punct=1).
 _PUNCT = {
-    "，": ",", "。": ".", "、": ",", "„": '"', "”": '"', "“": '"', "«": '"', "»": '"', "１": '"',
-    "」": '"', "「": '"', "《": '"', "》": '"', "´": "'", "∶": ":", "：": ":", "？": "?", "！": "!",
-    "（": "(", "）": ")", "；": ";", "–": "-", "—": " - ", "．": ". ", "～": "~", "’": "'", "…": "...",
-    "━": "-", "〈": "<", "〉": ">", "【": "[", "】": "]", "％": "%", "►": "-",
+    "，": ",",
+    "。": ".",
+    "、": ",",
+    "„": '"',
+    "”": '"',
+    "“": '"',
+    "«": '"',
+    "»": '"',
+    "１": '"',
+    "」": '"',
+    "「": '"',
+    "《": '"',
+    "》": '"',
+    "´": "'",
+    "∶": ":",
+    "：": ":",
+    "？": "?",
+    "！": "!",
+    "（": "(",
+    "）": ")",
+    "；": ";",
+    "–": "-",
+    "—": " - ",
+    "．": ". ",
+    "～": "~",
+    "’": "'",
+    "…": "...",
+    "━": "-",
+    "〈": "<",
+    "〉": ">",
+    "【": "[",
+    "】": "]",
+    "％": "%",
+    "►": "-",
 }
 
 
@@ -210,7 +240,6 @@ class Perplexity(FilterStep):
         return FilterResult(keep, reasons, columns)
 
 
-
 class PerplexityBuckets(FilterStep):
     """Bucket an existing perplexity column by cutoffs (from perplexity_cutoffs) and keep some buckets."""
 
@@ -308,9 +337,16 @@ class KenlmTrain(FitStep):
             raise ConfigError(f"step {self.name!r}: no reference text in {p.reference}")
         sp_prefix = out / "sp"
         sentencepiece.SentencePieceTrainer.train(
-            input=str(text_file), model_prefix=str(sp_prefix), vocab_size=p.vocab_size, model_type="unigram",
-            input_sentence_size=p.max_sentences, shuffle_input_sentence=True, character_coverage=0.9999,
-            hard_vocab_limit=False, minloglevel=2, num_threads=max(1, ctx.workers),
+            input=str(text_file),
+            model_prefix=str(sp_prefix),
+            vocab_size=p.vocab_size,
+            model_type="unigram",
+            input_sentence_size=p.max_sentences,
+            shuffle_input_sentence=True,
+            character_coverage=0.9999,
+            hard_vocab_limit=False,
+            minloglevel=2,
+            num_threads=max(1, ctx.workers),
         )
         sp = sentencepiece.SentencePieceProcessor(model_file=f"{sp_prefix}.model")
         tokens_file = out / "reference.tokens.txt"

@@ -103,9 +103,7 @@ class QualityStudent(FitStep):
         agreement = self._agreement(names, X, target, seed_label)
         result.update(agreement)
         if agreement["seed_auc"] is not None and agreement["seed_auc"] < p.min_auc:
-            result["warnings"].append(
-                f"step {self.name!r}: out of fold, the student separates the teacher's seeds at ROC-AUC {agreement['seed_auc']:.3f} (< min_auc {p.min_auc})"
-            )
+            result["warnings"].append(f"step {self.name!r}: out of fold, the student separates the teacher's seeds at ROC-AUC {agreement['seed_auc']:.3f} (< min_auc {p.min_auc})")
         spread = score_spread(combiner.score(X))
         result["score_spread"] = spread
         if spread < 0.02:

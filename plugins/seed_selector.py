@@ -58,10 +58,12 @@ Pages that are spam, adverts, navigation, or have no educational content score 0
 """
 
 DEFAULT_FEW_SHOT = [
-    ("Photosynthesis is the process by which green plants use sunlight, water and carbon dioxide to make glucose and oxygen. "
-     "It takes place in the chloroplasts. In the light-dependent reactions, energy from light splits water molecules...", 4),
-    ("BEST DEALS!!! Cheap flights hotels car rental. Click here to win a free iPhone. Subscribe to our newsletter. "
-     "Home | About | Contact | Privacy Policy | Terms", 0),
+    (
+        "Photosynthesis is the process by which green plants use sunlight, water and carbon dioxide to make glucose and oxygen. "
+        "It takes place in the chloroplasts. In the light-dependent reactions, energy from light splits water molecules...",
+        4,
+    ),
+    ("BEST DEALS!!! Cheap flights hotels car rental. Click here to win a free iPhone. Subscribe to our newsletter. Home | About | Contact | Privacy Policy | Terms", 0),
     ("Our team had a great weekend at the regional tournament. Thanks to all the parents who drove, and see you at practice on Tuesday!", 1),
 ]
 
@@ -293,8 +295,13 @@ class SeedSelector(FitStep):
             combiner = Combiner.fit(names, labelled["X"], labelled["y"], C=p.combine_c)
             teacher["report"] = signal_report(names, np.where(np.isfinite(labelled["X"]), labelled["X"], np.nan), labelled["y"], C=p.combine_c)
             calibration = pa.table(
-                {"id": labelled["ids"], "text": labelled["texts"], "human_label": pa.array(labelled["y"].astype(int)),
-                 "teacher_score": combiner.score(labelled["X"]), **{f"signal__{n}": labelled["X"][:, i] for i, n in enumerate(names)}}
+                {
+                    "id": labelled["ids"],
+                    "text": labelled["texts"],
+                    "human_label": pa.array(labelled["y"].astype(int)),
+                    "teacher_score": combiner.score(labelled["X"]),
+                    **{f"signal__{n}": labelled["X"][:, i] for i, n in enumerate(names)},
+                }
             )
             pq.write_table(calibration, ctx.artifact_dir / "calibration.parquet")
         else:

@@ -183,8 +183,12 @@ class Combiner:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "names": self.names, "mean": self.mean.tolist(), "std": self.std.tolist(),
-            "weights": self.weights.tolist(), "intercept": self.intercept, "kind": self.kind,
+            "names": self.names,
+            "mean": self.mean.tolist(),
+            "std": self.std.tolist(),
+            "weights": self.weights.tolist(),
+            "intercept": self.intercept,
+            "kind": self.kind,
         }
 
     @classmethod

@@ -69,8 +69,12 @@ class Verify(FitStep):
             ppl_random = self._train_and_measure(everything, sp, reference, Path(tmp) / "random")
         gain = ppl_random / ppl_kept - 1
         result: dict[str, Any] = {
-            "gain": round(gain, 4), "reference_ppl_kept": round(ppl_kept, 2), "reference_ppl_random": round(ppl_random, 2),
-            "docs_per_side": len(kept), "reference_lines": len(reference), "warnings": [],
+            "gain": round(gain, 4),
+            "reference_ppl_kept": round(ppl_kept, 2),
+            "reference_ppl_random": round(ppl_random, 2),
+            "docs_per_side": len(kept),
+            "reference_lines": len(reference),
+            "warnings": [],
         }
         if gain <= 0:
             result["warnings"].append(

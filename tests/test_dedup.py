@@ -215,9 +215,7 @@ steps:
     run_dir, _ = run(tmp_path, yaml, [path])
     got = dict(query(run_dir, "SELECT id, dedup__cluster FROM stage_dedup"))
     assert got == {"a": "a", "b": "a", "c": "a", "d": "d", "e": "d", "f": "f", "g": "f", "h": None}
-    assert sorted(query(run_dir, "SELECT id, reject_reason FROM rejected")) == [
-        ("b", "near_duplicate_of:a"), ("c", "near_duplicate_of:a"), ("e", "near_duplicate_of:d"), ("g", "near_duplicate_of:f")
-    ]
+    assert sorted(query(run_dir, "SELECT id, reject_reason FROM rejected")) == [("b", "near_duplicate_of:a"), ("c", "near_duplicate_of:a"), ("e", "near_duplicate_of:d"), ("g", "near_duplicate_of:f")]
 
 
 def test_default_bands_give_a_threshold_near_0_8():

@@ -63,13 +63,8 @@ def duplicated_shards(tmp_path, dolma_rows):
 
 def decisions(run):
     with duckdb.connect(str(run / "curator.duckdb"), read_only=True) as con:
-        docs = con.execute(
-            "SELECT id, reject_step, reject_reason, exact__dup_count, fuzzy__cluster, fuzzy__cluster_size FROM documents ORDER BY id"
-        ).fetchall()
-        groups = {
-            name: con.execute(f"SELECT id, kept_id, cluster, size FROM {name} ORDER BY id").fetchall()
-            for name in ("exact_groups", "fuzzy_groups")
-        }
+        docs = con.execute("SELECT id, reject_step, reject_reason, exact__dup_count, fuzzy__cluster, fuzzy__cluster_size FROM documents ORDER BY id").fetchall()
+        groups = {name: con.execute(f"SELECT id, kept_id, cluster, size FROM {name} ORDER BY id").fetchall() for name in ("exact_groups", "fuzzy_groups")}
     return docs, groups
 
 

@@ -59,9 +59,7 @@ def duplicated_shards(tmp_path, dolma_rows):
 
 def documents(run: Path):
     with duckdb.connect(str(run / "curator.duckdb"), read_only=True) as con:
-        return con.execute(
-            "SELECT id, reject_step, reject_reason, exact__dup_count, fuzzy__cluster, fuzzy__cluster_size FROM documents ORDER BY id"
-        ).fetchall()
+        return con.execute("SELECT id, reject_step, reject_reason, exact__dup_count, fuzzy__cluster, fuzzy__cluster_size FROM documents ORDER BY id").fetchall()
 
 
 def groups(run: Path):

@@ -128,9 +128,7 @@ steps:
     for top, label in db.execute("SELECT labels__top_labels, labels__label FROM kept WHERE id <> 'blank'").fetchall():
         assert 1 <= len(top) <= 2 and (top[0] == label or not top)
     # min_confidence: less sure documents are `other`, the rest keep the same label
-    others, differ = db.execute(
-        "SELECT count(*) FILTER (WHERE sure__label = 'other'), count(*) FILTER (WHERE sure__label <> 'other' AND sure__label <> labels__label) FROM kept"
-    ).fetchone()
+    others, differ = db.execute("SELECT count(*) FILTER (WHERE sure__label = 'other'), count(*) FILTER (WHERE sure__label <> 'other' AND sure__label <> labels__label) FROM kept").fetchone()
     assert 0 < others < len(rows) and differ == 0
 
 

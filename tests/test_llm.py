@@ -112,9 +112,9 @@ def llama_server(embedded, tmp_path_factory):
     log_path = tmp_path_factory.mktemp("server") / "server.log"
     log = open(log_path, "wb")  # a file, not a pipe: llama.cpp logs enough to fill a pipe and block
     proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", embedded.path, "--host", "127.0.0.1", "--port", str(port),
-         "--n_ctx", "2048", "--logits_all", "True", "--model_alias", "gemma"],
-        stdout=log, stderr=subprocess.STDOUT,
+        [sys.executable, "-m", "llama_cpp.server", "--model", embedded.path, "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--logits_all", "True", "--model_alias", "gemma"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     deadline = time.time() + 120
     while time.time() < deadline:

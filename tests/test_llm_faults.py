@@ -37,8 +37,13 @@ def _completion(top) -> bytes:
 # name -> (status, content type, body); bodies are bytes exactly as sent
 REPLIES: dict[str, tuple[int, str, bytes]] = {
     "ok": (200, "application/json", json.dumps(GOOD).encode()),
-    "chat_shape": (200, "application/json", json.dumps({"choices": [{"text": "3", "logprobs": {"content": [
-        {"token": "3", "logprob": -0.2, "top_logprobs": [{"token": "3", "logprob": -0.2}, {"token": "2", "logprob": -1.9}]}]}}]}).encode()),
+    "chat_shape": (
+        200,
+        "application/json",
+        json.dumps(
+            {"choices": [{"text": "3", "logprobs": {"content": [{"token": "3", "logprob": -0.2, "top_logprobs": [{"token": "3", "logprob": -0.2}, {"token": "2", "logprob": -1.9}]}]}}]}
+        ).encode(),
+    ),
     "logprobs_null_text_ok": (200, "application/json", b'{"choices": [{"text": " 4", "logprobs": null}]}'),
     # not a JSON document at all: a failed request, retried, not cached
     "truncated_json": (200, "application/json", json.dumps(GOOD).encode()[:37]),
@@ -173,10 +178,7 @@ class _Faulty(http.server.BaseHTTPRequestHandler):
             # an error page that echoes the request's credentials and leaks the server's own
             # echo_at_cut puts the key across the 500th character, where a raw text is cut
             padding = "x " * (245 if case == "echo_at_cut" else 0)
-            detail = (
-                f"{padding}{KEY} invalid; you sent Authorization: {auth}; upstream keys: {OPENAI_KEY} {AWS_ID} {AWS_SECRET} "
-                f'session {HEX}; config {{"api_key": "{KEY}", "password": "pa55word!"}}'
-            )
+            detail = f'{padding}{KEY} invalid; you sent Authorization: {auth}; upstream keys: {OPENAI_KEY} {AWS_ID} {AWS_SECRET} session {HEX}; config {{"api_key": "{KEY}", "password": "pa55word!"}}'
             if case == "echo_500":
                 self._send(500, "text/plain", detail.encode())
             elif case == "echo_401":
@@ -271,9 +273,7 @@ def test_secrets_echoed_by_a_server_are_redacted_everywhere(server, tmp_path, mo
             assert secret not in text, (secret, text)
     if case == "echo_text":  # a generated text is an answer: cached, redacted
         assert "[REDACTED] invalid" in answer.raw
-        assert AnswerCache(tmp_path / "c.sqlite").get(
-            AnswerCache.key("openai", backend.model_id, "p case:echo_text", {"choices": CHOICES, "min_mass": 0.05})
-        ).cached
+        assert AnswerCache(tmp_path / "c.sqlite").get(AnswerCache.key("openai", backend.model_id, "p case:echo_text", {"choices": CHOICES, "min_mass": 0.05})).cached
 
 
 @pytest.mark.parametrize(
@@ -360,10 +360,8 @@ def test_an_old_cached_nan_answer_is_read_back_unparsed(tmp_path):
     path = tmp_path / "old.sqlite"
     cache = AnswerCache(path)
     cache.close()
-    nan_answer = {"distribution": {c: math.nan for c in CHOICES}, "expected": math.nan, "raw": "{}", "mass": math.nan,
-                  "error": None, "cached": False, "seconds": 0.1, "meta": {}}
-    leaky = {"distribution": None, "expected": None, "raw": f"Bearer {OPENAI_KEY}", "mass": None,
-             "error": f"unparsed: {AWS_ID}", "cached": False, "seconds": 0.1, "meta": {}}
+    nan_answer = {"distribution": {c: math.nan for c in CHOICES}, "expected": math.nan, "raw": "{}", "mass": math.nan, "error": None, "cached": False, "seconds": 0.1, "meta": {}}
+    leaky = {"distribution": None, "expected": None, "raw": f"Bearer {OPENAI_KEY}", "mass": None, "error": f"unparsed: {AWS_ID}", "cached": False, "seconds": 0.1, "meta": {}}
     with sqlite3.connect(path) as db:  # rows as an older curator wrote them (json.dumps writes NaN as NaN)
         db.execute("INSERT INTO answers VALUES (?, ?, ?)", ("nan", json.dumps(nan_answer), 0.0))
         db.execute("INSERT INTO answers VALUES (?, ?, ?)", ("leaky", json.dumps(leaky), 0.0))

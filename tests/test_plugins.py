@@ -147,17 +147,12 @@ def test_step_returning_the_wrong_shape_names_plugin_and_step(tmp_path, tiny_sha
     env = {"PYTHONPATH": str(bad_steps_site)}
     proc = curator_cli("run", str(pipe), "-i", str(tiny_shard), "-o", str(tmp_path / "ff"), "-q", "--fail-fast", env=env, check=False)
     assert proc.returncode == 1
-    assert proc.stderr == (
-        "Error: map step 'wrong_shape' (plugin 'badsteps') column 'score' has 2 values for 60 rows; "
-        "fix the plugin (the step contract: docs/plugin-guide.md)\n"
-    )
+    assert proc.stderr == ("Error: map step 'wrong_shape' (plugin 'badsteps') column 'score' has 2 values for 60 rows; fix the plugin (the step contract: docs/plugin-guide.md)\n")
     # without --fail-fast the rows are set aside with the reason, none lost
     out = curator_cli("run", str(pipe), "-i", str(tiny_shard), "-o", str(tmp_path / "q"), "-q", env=env).stdout
     assert "kept + rejected = 60 = input 60: ok" in out
     con = connect(tmp_path / "q")
-    assert con.execute("SELECT DISTINCT reject_reason FROM rejected").fetchall() == [
-        ("error: StepError: map step 'wrong_shape' column 'score' has 2 values for 60 rows",)
-    ]
+    assert con.execute("SELECT DISTINCT reject_reason FROM rejected").fetchall() == [("error: StepError: map step 'wrong_shape' column 'score' has 2 values for 60 rows",)]
 
 
 class _RaisesInRegister:

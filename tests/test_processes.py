@@ -279,8 +279,7 @@ def test_a_step_that_leaks_memory_costs_only_its_shard(tmp_path, dolma_rows, env
     inputs = make_inputs(tmp_path / "in", dolma_rows)
     pipe = pipeline(tmp_path, "leak")
     run = tmp_path / "run"
-    proc = curator_cli("run", str(pipe), "-i", str(inputs), "-o", str(run), "-q", "--batch-size", "10", "--workers", "2",
-                       env={**env, "CURATOR_WORKER_MEMORY_MB": "1500"}, check=False)
+    proc = curator_cli("run", str(pipe), "-i", str(inputs), "-o", str(run), "-q", "--batch-size", "10", "--workers", "2", env={**env, "CURATOR_WORKER_MEMORY_MB": "1500"}, check=False)
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr and "step 'faulty'" in proc.stderr and "memory limit" in proc.stderr
     rows = documents(run)

@@ -96,6 +96,7 @@ steps:
 
 # --------------------------------------------------------------- teacher and student
 
+
 def test_combiner_learns_weights_and_round_trips():
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 200)
@@ -193,6 +194,7 @@ def test_injected_spam_never_becomes_a_positive_seed(tmp_path, registry):
 
 # --------------------------------------------------------------- verify
 
+
 def test_verify_compares_kept_with_a_random_sample_on_clean_text(tmp_path, registry):
     pytest.importorskip("kenlm")
     books = read_jsonl(GUTENBERG, limit=2)
@@ -201,7 +203,7 @@ def test_verify_compares_kept_with_a_random_sample_on_clean_text(tmp_path, regis
 steps:
   - step: kenlm_train
     name: lm
-    reference: [{tmp_path / 'books.jsonl'}]
+    reference: [{tmp_path / "books.jsonl"}]
     order: 3
     vocab_size: 500
   - step: text_stats

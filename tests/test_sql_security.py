@@ -49,7 +49,7 @@ def attacked_run(tmp_path_factory, dolma_rows):
     pq.write_table(pa.Table.from_pylist(dolma_rows[:80]), shard)
     plugins.reset()
     pipe = load_pipeline(pipeline_file(base, PIPELINE), plugins.get_registry())
-    run = base / "ru'n \"x\""  # both quote characters: paths must be quoted, not pasted
+    run = base / 'ru\'n "x"'  # both quote characters: paths must be quoted, not pasted
     summary = run_pipeline(pipe, run, inputs=[str(shard)], progress=False)
     assert summary["balanced"] and 0 < summary["kept"] < 80
     (base / "outside.txt").write_text("not for curator sql\n")

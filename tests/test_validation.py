@@ -49,7 +49,7 @@ SQL_CASES = [
 
 @pytest.mark.parametrize(("where", "error"), SQL_CASES)
 def test_sql_filter_with_broken_sql_fails_validate(tmp_path, tiny_shard, where, error):
-    path = pipeline_file(tmp_path, f"steps:\n  - step: text_stats\n  - step: sql_filter\n    where: \"{where}\"\n")
+    path = pipeline_file(tmp_path, f'steps:\n  - step: text_stats\n  - step: sql_filter\n    where: "{where}"\n')
     result = invoke("validate", str(path), "--input", str(tiny_shard))
     assert result.exit_code == 1, result.output
     assert f"{path}:3: step 'sql_filter' (sql_filter): " in result.output and error in result.output
@@ -59,7 +59,7 @@ def test_sql_filter_with_broken_sql_fails_validate(tmp_path, tiny_shard, where, 
 def test_validate_passes_sql_over_real_and_added_columns(tmp_path, tiny_shard, dolma_rows):
     write_jsonl(tmp_path / "in.jsonl", [{"id": r["id"], "text": r["text"], "url": r["url"]} for r in dolma_rows[:5]])
     where = "text_stats__words > 50 AND url LIKE '%.de%'"
-    path = pipeline_file(tmp_path, f"input:\n  path: {tmp_path / 'in.jsonl'}\nsteps:\n  - step: text_stats\n  - step: sql_filter\n    where: \"{where}\"\n")
+    path = pipeline_file(tmp_path, f'input:\n  path: {tmp_path / "in.jsonl"}\nsteps:\n  - step: text_stats\n  - step: sql_filter\n    where: "{where}"\n')
     result = invoke("validate", str(path))
     assert result.exit_code == 0, result.output
     assert "ok, 2 steps" in result.output and "not checked" not in result.output
@@ -67,7 +67,7 @@ def test_validate_passes_sql_over_real_and_added_columns(tmp_path, tiny_shard, d
 
 @pytest.mark.parametrize(("where", "error"), SQL_CASES)
 def test_sql_filter_with_broken_sql_stops_the_run_instead_of_quarantining_every_row(tmp_path, registry, tiny_shard, where, error):
-    pipe = load_pipeline(pipeline_file(tmp_path, f"steps:\n  - step: sql_filter\n    where: \"{where}\"\n"), registry)
+    pipe = load_pipeline(pipeline_file(tmp_path, f'steps:\n  - step: sql_filter\n    where: "{where}"\n'), registry)
     with pytest.raises(ConfigError, match="step 'sql_filter' \\(sql_filter\\) fails on any batch, even an empty one") as info:
         run_pipeline(pipe, tmp_path / "run", inputs=[str(tiny_shard)], progress=False)
     assert error in str(info.value)
@@ -76,7 +76,7 @@ def test_sql_filter_with_broken_sql_stops_the_run_instead_of_quarantining_every_
 
 def test_a_step_failing_on_some_rows_is_still_quarantined_per_row(tmp_path, registry, tiny_shard):
     # a data-dependent error (a cast that fails on some values) is about rows: quarantined, the run goes on
-    steps = "  - step: sql_filter\n    where: \"CASE WHEN length(text) > 3000 THEN CAST(text AS INTEGER) > 0 ELSE true END\"\n"
+    steps = '  - step: sql_filter\n    where: "CASE WHEN length(text) > 3000 THEN CAST(text AS INTEGER) > 0 ELSE true END"\n'
     pipe = load_pipeline(pipeline_file(tmp_path, f"steps:\n{steps}"), registry)
     summary = run_pipeline(pipe, tmp_path / "run", inputs=[str(tiny_shard)], progress=False)
     assert summary["balanced"] and summary["input"] == 60

@@ -190,9 +190,7 @@ def test_run_over_a_warc_balances_and_fails_loudly_when_asked(tmp_path, pages, r
     rows = con.execute("SELECT url, warc_record_id, text_stats__words > 0 FROM kept ORDER BY url").fetchall()
     assert {r[1] for r in rows} == set(ids) and all(r[2] for r in rows)
     shard = next((tmp_path / "run").glob("pass-*/rejected/*.parquet"))
-    assert sorted(pq.read_table(shard).column("reject_reason").to_pylist()) == sorted(
-        r if r != "no_text" else "no_text: the extractor found no main text in the HTML" for r in odd.values()
-    )
+    assert sorted(pq.read_table(shard).column("reject_reason").to_pylist()) == sorted(r if r != "no_text" else "no_text: the extractor found no main text in the HTML" for r in odd.values())
 
     with pytest.raises(BadInputError, match=r"crawl\.warc\.gz:uncompressed byte \d+: not_html: application/pdf"):
         read_all(path, on_bad_input="fail")

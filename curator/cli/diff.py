@@ -143,8 +143,7 @@ def diff_runs(run_a: str | Path, run_b: str | Path, limit: int = 3) -> dict[str,
     for side, run, manifest in zip(SIDES, (run_a, run_b), manifests):
         rows = sum(c[2 if side == "a" else 3] for c in counts)
         kept = sum(c[2 if side == "a" else 3] for c in counts if c[0] is None)
-        sides[side] = {"run": str(run), "pipeline": manifest.get("pipeline"), "status": manifest.get("status"),
-                       "rows": rows, "kept": kept, "rejected": rows - kept, "ids": ids[side]}
+        sides[side] = {"run": str(run), "pipeline": manifest.get("pipeline"), "status": manifest.get("status"), "rows": rows, "kept": kept, "rejected": rows - kept, "ids": ids[side]}
 
     def group(keys: tuple[str, ...], where: Any) -> list[dict[str, Any]]:
         """The changed documents matching ``where``, counted by ``keys`` (of a_step, a_reason, b_step, b_reason)."""
@@ -163,11 +162,7 @@ def diff_runs(run_a: str | Path, run_b: str | Path, limit: int = 3) -> dict[str,
     lost = group(("b_step", "b_reason"), lambda a, b: a is None and b is not None)
     gained = group(("a_step", "a_reason"), lambda a, b: a is not None and b is None)
     moved = group(("a_step", "a_reason", "b_step", "b_reason"), lambda a, b: a is not None and b is not None)
-    notes = [
-        f"run {side.upper()} ({info['run']}) is not finished (status {info['status']}): it covers the shards done so far"
-        for side, info in sides.items()
-        if info["status"] != "done"
-    ]
+    notes = [f"run {side.upper()} ({info['run']}) is not finished (status {info['status']}): it covers the shards done so far" for side, info in sides.items() if info["status"] != "done"]
     return {
         "a": sides["a"],
         "b": sides["b"],
@@ -177,10 +172,7 @@ def diff_runs(run_a: str | Path, run_b: str | Path, limit: int = 3) -> dict[str,
         "kept_a_rejected_b": [{"step": g.pop("b_step"), "reason": g.pop("b_reason"), **g} for g in lost],
         "rejected_a_kept_b": [{"step": g.pop("a_step"), "reason": g.pop("a_reason"), **g} for g in gained],
         "rejected_both_differently": moved,
-        "counts": [
-            {"step": step or "kept", "reason": reason, "a": na, "b": nb, "change": nb - na}
-            for step, reason, na, nb in counts
-        ],
+        "counts": [{"step": step or "kept", "reason": reason, "a": na, "b": nb, "change": nb - na} for step, reason, na, nb in counts],
         "notes": notes,
     }
 
@@ -204,8 +196,7 @@ def format_diff(d: dict[str, Any]) -> str:
     sections = (
         ("kept in A, rejected in B", d["kept_a_rejected_b"], lambda g: f"{g['step']}: {g['reason']}"),
         ("rejected in A, kept in B", d["rejected_a_kept_b"], lambda g: f"{g['step']}: {g['reason']}"),
-        ("rejected in both, by another step or reason", d["rejected_both_differently"],
-         lambda g: f"{g['a_step']}: {g['a_reason']} -> {g['b_step']}: {g['b_reason']}"),
+        ("rejected in both, by another step or reason", d["rejected_both_differently"], lambda g: f"{g['a_step']}: {g['a_reason']} -> {g['b_step']}: {g['b_reason']}"),
     )
     for title, groups, label in sections:
         total = sum(g["count"] for g in groups)
@@ -216,9 +207,7 @@ def format_diff(d: dict[str, Any]) -> str:
             out += _example_lines(g)
     out.append("")
     out.append("rows per step and reason (all rows of each run)")
-    table = [("step", "reason", "A", "B", "change")] + [
-        (c["step"], c["reason"] or "", f"{c['a']:,}", f"{c['b']:,}", f"{c['change']:+,}" if c["change"] else "0") for c in d["counts"]
-    ]
+    table = [("step", "reason", "A", "B", "change")] + [(c["step"], c["reason"] or "", f"{c['a']:,}", f"{c['b']:,}", f"{c['change']:+,}" if c["change"] else "0") for c in d["counts"]]
     widths = [max(len(r[i]) for r in table) for i in range(5)]
     for row in table:
         out.append("  " + "  ".join(v.ljust(w) if i < 2 else v.rjust(w) for i, (v, w) in enumerate(zip(row, widths))).rstrip())

@@ -138,10 +138,7 @@ def new_plugin_command(name: str, kind: str, directory: str | None) -> None:
     names = names_for(name, kind)
     registry = plugins.get_registry()
     if names.step in registry:
-        raise ScaffoldError(
-            f"a step named {names.step!r} already exists (plugin {registry.lookup(names.step).plugin!r}): pick another NAME, "
-            "or the two plugins could not be installed together"
-        )
+        raise ScaffoldError(f"a step named {names.step!r} already exists (plugin {registry.lookup(names.step).plugin!r}): pick another NAME, or the two plugins could not be installed together")
     target = create(name, kind, directory)
     click.echo(f"created {target}/ with the {kind} step {names.step!r} (plugin {names.step!r}, module {names.module}.py)")
     click.echo(f"next: cd {target} && pip install -e '.[test]' && pytest && curator steps")

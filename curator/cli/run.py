@@ -42,7 +42,9 @@ def os_error_message(exc: OSError, output: str) -> str:
 
 @click.command()
 @click.argument("pipeline_file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--input", "-i", "inputs", multiple=True, metavar="GLOB", help="Input files: JSONL(.gz/.zst), Parquet, or Common Crawl WARC/WET (.warc.gz, .warc.wet.gz) (repeatable; overrides input.path).")
+@click.option(
+    "--input", "-i", "inputs", multiple=True, metavar="GLOB", help="Input files: JSONL(.gz/.zst), Parquet, or Common Crawl WARC/WET (.warc.gz, .warc.wet.gz) (repeatable; overrides input.path)."
+)
 @click.option("--output", "-o", required=True, type=click.Path(file_okay=False), help="Run directory (resumed if it holds this pipeline's run).")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True)
 @click.option("--address", default=None, help="Ray cluster address (e.g. auto); a local cluster is started otherwise.")
@@ -50,10 +52,17 @@ def os_error_message(exc: OSError, output: str) -> str:
 @click.option("--batch-size", type=int, default=None, help="Rows per batch (overrides the pipeline).")
 @click.option("--on-bad-input", type=click.Choice(["quarantine", "fail"]), default=None, help="Override the pipeline's on_bad_input.")
 @click.option("--step-timeout", type=click.FloatRange(min=0, min_open=True), default=None, metavar="SECONDS", help="Seconds a step may spend on one batch (overrides the pipeline's step_timeout).")
-@click.option("--isolate/--in-process", default=True, show_default=True, help="Local executor: run steps in worker processes, so a step that crashes or hangs costs its shard, not the run; --in-process is faster to start and easier to debug.")
+@click.option(
+    "--isolate/--in-process",
+    default=True,
+    show_default=True,
+    help="Local executor: run steps in worker processes, so a step that crashes or hangs costs its shard, not the run; --in-process is faster to start and easier to debug.",
+)
 @click.option("--fail-fast", is_flag=True, help="Stop at the first row a step raises on, instead of quarantining it.")
 @click.option("--overwrite", is_flag=True, help="Delete whatever --output holds (any earlier run) and start afresh.")
-@click.option("--fingerprint", type=click.Choice(["stat", "hash"]), default=None, help="What a finished unit's marker records of its input: size+mtime (default) or a content hash; a changed input is redone.")
+@click.option(
+    "--fingerprint", type=click.Choice(["stat", "hash"]), default=None, help="What a finished unit's marker records of its input: size+mtime (default) or a content hash; a changed input is redone."
+)
 @click.option("--unit-rows", type=click.IntRange(min=1), default=None, help="Split input files into work units of about this many rows (Parquet: whole row groups).")
 @click.option("--unit-mb", type=click.FloatRange(min=0, min_open=True), default=None, help="Without --unit-rows: split files into units of about this many MB as stored (default 256).")
 @click.option("--row-group-rows", type=click.IntRange(min=1), default=None, help="Rows per Parquet row group in output shards (default 100000).")
@@ -61,7 +70,28 @@ def os_error_message(exc: OSError, output: str) -> str:
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @click.option("--set", "overrides", multiple=True, metavar="STEP.PARAM=VALUE", help="Override a step parameter (value parsed as YAML; repeatable), e.g. --set taxonomy.path=labels.yaml.")
 @click.option("--report", "write_html", is_flag=True, help="Also write RUN/report.html (see `curator report`).")
-def run(pipeline_file, inputs, output, executor, address, workers, batch_size, on_bad_input, step_timeout, isolate, fail_fast, overwrite, fingerprint, unit_rows, unit_mb, row_group_rows, max_shard_rows, quiet, write_html, overrides) -> None:
+def run(
+    pipeline_file,
+    inputs,
+    output,
+    executor,
+    address,
+    workers,
+    batch_size,
+    on_bad_input,
+    step_timeout,
+    isolate,
+    fail_fast,
+    overwrite,
+    fingerprint,
+    unit_rows,
+    unit_mb,
+    row_group_rows,
+    max_shard_rows,
+    quiet,
+    write_html,
+    overrides,
+) -> None:
     """Run PIPELINE_FILE over the input and print the funnel.
 
     Every rejected row is kept in RUN/pass-*/rejected with its step and

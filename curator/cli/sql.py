@@ -17,8 +17,22 @@ from curator.errors import CuratorError
 
 #: PRAGMAs that only read (the rest change settings or the database).
 READ_PRAGMAS = frozenset(
-    {"table_info", "show", "show_tables", "show_tables_expanded", "show_databases", "database_list", "database_size",
-     "storage_info", "metadata_info", "version", "platform", "functions", "collations", "user_agent"}
+    {
+        "table_info",
+        "show",
+        "show_tables",
+        "show_tables_expanded",
+        "show_databases",
+        "database_list",
+        "database_size",
+        "storage_info",
+        "metadata_info",
+        "version",
+        "platform",
+        "functions",
+        "collations",
+        "user_agent",
+    }
 )
 _PRAGMA_NAME = re.compile(r"^\s*PRAGMA\s+([A-Za-z_][A-Za-z0-9_]*)\s*(\(|;|$)", re.IGNORECASE)
 _EXPLAIN_PREFIX = re.compile(r"^\s*EXPLAIN\s+(ANALY[SZ]E\s+|\([^)]*\)\s*)?", re.IGNORECASE)

@@ -275,9 +275,7 @@ class _Worker:
 
 
 class LocalExecutor:
-    def __init__(
-        self, workers: int = 1, step_timeout: float | None = None, on_step_failure: str = "quarantine", isolate: bool | None = None
-    ) -> None:
+    def __init__(self, workers: int = 1, step_timeout: float | None = None, on_step_failure: str = "quarantine", isolate: bool | None = None) -> None:
         self.workers = max(1, workers)
         self.step_timeout = step_timeout
         self.on_step_failure = on_step_failure

@@ -184,9 +184,7 @@ def validate(answer: Answer) -> Answer:
             problem = "the distribution has a value that is not a number in [0, 1]"
         elif abs(sum(dist.values()) - 1) > 1e-3:
             problem = f"the distribution sums to {sum(dist.values())!r}, not 1"
-        elif answer.expected is not None and (
-            not isinstance(answer.expected, (int, float)) or isinstance(answer.expected, bool) or not math.isfinite(answer.expected)
-        ):
+        elif answer.expected is not None and (not isinstance(answer.expected, (int, float)) or isinstance(answer.expected, bool) or not math.isfinite(answer.expected)):
             problem = f"the grade is {answer.expected!r}"
     elif answer.expected is not None:
         problem = "a grade without a distribution"
@@ -286,9 +284,7 @@ def make_backend(config: BackendConfig) -> LLMBackend:
     return OpenAIBackend(config)
 
 
-def grade_cached(
-    backend: LLMBackend, cache: AnswerCache | None, prefix: str, suffixes: Sequence[str], choices: Sequence[str]
-) -> list[Answer]:
+def grade_cached(backend: LLMBackend, cache: AnswerCache | None, prefix: str, suffixes: Sequence[str], choices: Sequence[str]) -> list[Answer]:
     """Grade, answering from the cache where possible and caching every new answer (failures too, but not transport errors).
 
     Returns exactly one validated answer per suffix. A backend that raises anything

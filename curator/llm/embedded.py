@@ -34,9 +34,7 @@ from curator.errors import ConfigError
 from curator.llm import Answer, BackendConfig, LLMBackend, finish
 
 
-def answer_from_logits(
-    logits: np.ndarray, choice_ids: Sequence[int], choices: Sequence[str], min_mass: float, token_text: Callable[[int], str]
-) -> Answer:
+def answer_from_logits(logits: np.ndarray, choice_ids: Sequence[int], choices: Sequence[str], min_mass: float, token_text: Callable[[int], str]) -> Answer:
     """The answer distribution from the next-token logits; a NaN or +inf logit is a recorded failure, never a NaN grade.
 
     -inf is an ordinary logit (a token the model rules out, probability 0).
@@ -78,9 +76,7 @@ class EmbeddedBackend(LLMBackend):
         self.path = config.model_path or default_model_path()
         if not Path(self.path).is_file():
             raise ConfigError(f"GGUF model {self.path!r} does not exist")
-        self.llm = Llama(
-            model_path=self.path, n_ctx=config.n_ctx, n_threads=config.n_threads or os.cpu_count() or 1, n_batch=512, logits_all=False, verbose=False
-        )
+        self.llm = Llama(model_path=self.path, n_ctx=config.n_ctx, n_threads=config.n_threads or os.cpu_count() or 1, n_batch=512, logits_all=False, verbose=False)
         self.reuse_prefix = reuse_prefix
         self._prefix: list[int] | None = None
         self.batch_docs = batch_docs if batch_docs is not None else config.batch_docs
@@ -265,8 +261,12 @@ class TokenLoss:
 
         self.max_tokens = max_tokens
         self.llm = Llama(
-            model_path=model_path or default_model_path(), n_ctx=max(64, max_tokens + 8), n_threads=n_threads or os.cpu_count() or 1,
-            n_batch=max(64, max_tokens + 8), logits_all=True, verbose=False,
+            model_path=model_path or default_model_path(),
+            n_ctx=max(64, max_tokens + 8),
+            n_threads=n_threads or os.cpu_count() or 1,
+            n_batch=max(64, max_tokens + 8),
+            logits_all=True,
+            verbose=False,
         )
 
     def mean_loss(self, text: str) -> float:

@@ -39,9 +39,7 @@ class Names:
 
 def names_for(name: str, kind: str) -> Names:
     if not NAME.match(name):
-        raise ScaffoldError(
-            f"bad plugin name {name!r}: use lowercase letters and digits, words joined by - or _, starting with a letter (e.g. word-count)"
-        )
+        raise ScaffoldError(f"bad plugin name {name!r}: use lowercase letters and digits, words joined by - or _, starting with a letter (e.g. word-count)")
     step = re.sub(r"^curator[-_]", "", name).replace("-", "_")
     if not step or step == "curator":
         raise ScaffoldError(f"bad plugin name {name!r}: name what the plugin does (e.g. word-count); curator- is added for you")
