@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: setup browser demo test bench clean
+.PHONY: setup browser demo lint test bench clean
 
 setup: $(VENV)/.installed
 
@@ -29,7 +29,13 @@ demo: setup
 	$(VENV)/bin/curator run pipelines/demo.yaml --output runs/demo --overwrite --report
 	$(VENV)/bin/curator sql "SELECT coalesce(reject_step, 'kept') AS outcome, count(*) AS docs, round(avg(quality__score), 3) AS quality, round(median(perplexity__ppl)) AS perplexity FROM documents GROUP BY 1 ORDER BY docs DESC" --run runs/demo
 
-test: setup browser
+# lint and format are checked before the tests (settings in pyproject.toml); `ruff format .` fixes the format
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: setup browser lint
 	$(VENV)/bin/pytest -q
 
 bench: setup
