@@ -70,7 +70,8 @@ def build_corpus(docs: int, seed: int = 0) -> tuple[Path, dict[str, str]]:
     if truth_path.exists():
         return folder, json.loads(truth_path.read_text())
     rng = random.Random(seed)
-    paragraphs, lengths = [], []
+    paragraphs: list[str] = []
+    lengths: list[int] = []
     with gzip.open(WEBORG, "rt", encoding="utf-8") as fh:
         for line in fh:
             text = json.loads(line)["text"]
@@ -82,11 +83,11 @@ def build_corpus(docs: int, seed: int = 0) -> tuple[Path, dict[str, str]]:
     for i in range(n_unique):
         # real paragraphs drawn at random (runs of consecutive ones would overlap between documents
         # and make near-duplicates nobody injected)
-        target, words, parts = rng.choice(lengths), 0, []
-        while words < max(target, 20):
+        target, n_words, parts = rng.choice(lengths), 0, []
+        while n_words < max(target, 20):
             p = rng.choice(paragraphs)
             parts.append(p)
-            words += len(p.split())
+            n_words += len(p.split())
         rows.append({"id": f"u{i:07d}", "text": "\n".join(parts), "family": f"u{i:07d}"})
     truth = {}
     for i in range(n_exact):
@@ -250,7 +251,7 @@ def named_precision(corpus: Path, out: Path, sample: int = 2_000) -> tuple[float
 def score(corpus: Path, truth: dict[str, str], kept: set[str]) -> tuple[dict[str, float], int]:
     family = json.loads((corpus / "families.json").read_text())
     alive = Counter(family[i] for i in kept)
-    found = defaultdict(lambda: [0, 0])
+    found: defaultdict[str, list[int]] = defaultdict(lambda: [0, 0])
     for copy_id, label in truth.items():
         found[label][1] += 1
         found[label][0] += alive[family[copy_id]] == 1

@@ -72,7 +72,7 @@ def edit(words: list[str], kind: str, pct: int, rng: random.Random) -> list[str]
 
 def build(originals: int, seed: int = 0) -> tuple[list[dict], dict[str, tuple[str, str]]]:
     rng = random.Random(seed)
-    rows = []
+    rows: list[dict] = []
     with gzip.open(WEBORG, "rt", encoding="utf-8") as fh:
         for line in fh:
             r = json.loads(line)
@@ -146,7 +146,7 @@ def datatrove_clusters(rows: list[dict], folder: Path, bands: int, rows_per_band
 def score(rows, truth, cluster, removed) -> tuple[dict[str, float], float, int]:
     text = {r["id"]: r["text"] for r in rows}
     family = {r["id"]: truth[r["id"]][0] if r["id"] in truth else r["id"] for r in rows}
-    found = defaultdict(lambda: [0, 0])
+    found: defaultdict[str, list[int]] = defaultdict(lambda: [0, 0])
     for copy_id, (orig, label) in truth.items():
         found[label][1] += 1
         found[label][0] += copy_id in cluster and cluster.get(orig) == cluster[copy_id]

@@ -36,11 +36,18 @@ def train(lines: list[str], folder: Path, **params):
     return train_supervised(str(path), **settings)[0]
 
 
+def _auc(truth: np.ndarray, scores: np.ndarray) -> float:
+    auc = roc_auc(truth, scores)
+    if auc is None:  # every fold of the shuffled human set holds both labels, so this is a bug
+        raise ValueError("ROC-AUC needs positives and negatives in the fold")
+    return auc
+
+
 def cross_validated(rows: list[dict], folds: int = 5, seed: int = 0, **params) -> tuple[float, list[float]]:
     order = list(range(len(rows)))
     random.Random(seed).shuffle(order)
     scores = np.zeros(len(rows))
-    per_fold = []
+    per_fold: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         for k in range(folds):
             test = set(order[k::folds])
@@ -49,9 +56,9 @@ def cross_validated(rows: list[dict], folds: int = 5, seed: int = 0, **params) -
             idx = sorted(test)
             s = _positive_probability(model, [normalise_one(rows[i]["text"]) for i in idx], "__label__pos")
             scores[idx] = s
-            per_fold.append(roc_auc(np.array([rows[i]["label"] == 1 for i in idx]), s))
+            per_fold.append(_auc(np.array([rows[i]["label"] == 1 for i in idx]), s))
     labels = np.array([r["label"] == 1 for r in rows])
-    return roc_auc(labels, scores), per_fold
+    return _auc(labels, scores), per_fold
 
 
 def main() -> None:
@@ -81,4 +88,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

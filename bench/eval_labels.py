@@ -28,6 +28,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -62,7 +63,7 @@ def order(rows: list[dict], salt: str) -> list[dict]:
 
 
 #: the students compared on the same LLM labels: (step name, label_train parameters)
-STUDENTS = {
+STUDENTS: dict[str, dict[str, Any]] = {
     "fasttext_on_llm": {"student": "fasttext", "sql": "SELECT text, llm_label AS label FROM llm_labels WHERE llm_label IS NOT NULL"},
     "embedding_on_llm": {"student": "embedding", "sql": "SELECT text, llm_label AS label FROM llm_labels WHERE llm_label IS NOT NULL"},
     "embedding": {"student": "embedding", "taxonomy": "${taxonomy.taxonomy_path}"},
@@ -71,7 +72,7 @@ STUDENTS = {
 
 
 def run_case(folder: Path, corpus: Path, taxonomy: Path, n: int, shots: Path | None, kind: str, max_chars: int) -> dict:
-    llm = {"taxonomy": "${taxonomy.taxonomy_path}", "sample_size": n, "kind": kind, "label_column": "gold", "max_doc_chars": max_chars}
+    llm: dict[str, Any] = {"taxonomy": "${taxonomy.taxonomy_path}", "sample_size": n, "kind": kind, "label_column": "gold", "max_doc_chars": max_chars}
     if shots is not None:
         llm.update(few_shot_file=str(shots), few_shot=8)
     steps = [StepSpec("label_taxonomy", "taxonomy", {"path": str(taxonomy)}, 1), StepSpec("label_llm", "llm", llm, 2)]

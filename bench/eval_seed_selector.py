@@ -59,7 +59,7 @@ def human_few_shot(folder: Path) -> tuple[Path, set[str]]:
 def classifier_auc(seeds_run: Path, folder: Path) -> tuple[float | None, float]:
     """Train fastText on a run's seeds and score the human-judged documents."""
     seeds_table = seeds_run / "artifacts" / "seeds" / "seeds.parquet"
-    rows = duckdb.sql(f"SELECT text, label FROM read_parquet('{seeds_table}')").fetchall()
+    rows = duckdb.execute(f"SELECT text, label FROM read_parquet('{seeds_table}')").fetchall()
     if len({label for _, label in rows}) < 2:
         return None, 0.0
     # the SQL sandbox reads only the run's own files: hand the seeds over as files
@@ -120,4 +120,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

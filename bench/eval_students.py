@@ -32,6 +32,13 @@ from curator.metrics import roc_auc  # noqa: E402
 from curator_plugins.fasttext_quality import _positive_probability, auto_settings, normalise_one, train_supervised  # noqa: E402
 
 
+def _auc(truth: np.ndarray, scores: np.ndarray) -> float:
+    auc = roc_auc(truth, scores)
+    if auc is None:  # the draws take both classes, so this is a bug, not a sample
+        raise ValueError("ROC-AUC needs positives and negatives in the test split")
+    return auc
+
+
 def fasttext_auc(texts: list[str], y: np.ndarray, train: list[int], test: list[int], seed: int) -> float:
     lines = [f"__label__{'hq' if y[i] else 'lq'} {normalise_one(texts[i])}" for i in train]
     random.Random(seed).shuffle(lines)
@@ -39,14 +46,14 @@ def fasttext_auc(texts: list[str], y: np.ndarray, train: list[int], test: list[i
         fh.write("\n".join(lines) + "\n")
     model, _ = train_supervised(fh.name, **auto_settings(len(lines)), bucket=200_000, thread=1, seed=seed, verbose=0)
     Path(fh.name).unlink()
-    return roc_auc(y[test] == 1, _positive_probability(model, [normalise_one(texts[i]) for i in test], "__label__hq"))
+    return _auc(y[test] == 1, _positive_probability(model, [normalise_one(texts[i]) for i in test], "__label__hq"))
 
 
 def embedding_auc(vectors: np.ndarray, y: np.ndarray, train: list[int], test: list[int]) -> float:
     from sklearn.linear_model import LogisticRegression
 
     model = LogisticRegression(C=1.0, max_iter=2000).fit(vectors[train], y[train])
-    return roc_auc(y[test] == 1, model.predict_proba(vectors[test])[:, 1])
+    return _auc(y[test] == 1, model.predict_proba(vectors[test])[:, 1])
 
 
 def main() -> None:
@@ -76,7 +83,7 @@ def main() -> None:
     print(f"\n{'seeds':>6} {'fastText':>9} {'embedding':>10} {'length':>7}   (mean ROC-AUC on the other documents, {args.repeats} draws)")
     results = []
     for k in args.seeds:
-        got = {"fasttext": [], "embedding": [], "length": []}
+        got: dict[str, list[float]] = {"fasttext": [], "embedding": [], "length": []}
         for r in range(args.repeats):
             rng = random.Random(1000 * k + r)
             pos = [i for i in range(len(rows)) if y[i] == 1]
@@ -85,7 +92,7 @@ def main() -> None:
             test = [i for i in range(len(rows)) if i not in set(train)]
             got["fasttext"].append(fasttext_auc(texts, y, train, test, r))
             got["embedding"].append(embedding_auc(vectors, y, train, test))
-            got["length"].append(roc_auc(y[test] == 1, length[test]))
+            got["length"].append(_auc(y[test] == 1, length[test]))
         means = {name: float(np.mean(v)) for name, v in got.items()}
         results.append({"seeds": k, **means})
         print(f"{k:>6} {means['fasttext']:>9.3f} {means['embedding']:>10.3f} {means['length']:>7.3f}")

@@ -77,6 +77,7 @@ def kill_when(args: list[str], ready: Callable[[], bool], what: str) -> None:
     finished_early = proc.poll() is not None
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+    assert proc.stderr is not None
     assert not finished_early, f"the run ended before the kill point ({what}): {proc.stderr.read().decode()[-2000:]}"
     assert ready(), f"the kill point ({what}) was not reached in time"
 

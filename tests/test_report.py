@@ -163,7 +163,9 @@ def plotly_charts(page: str) -> dict[str, tuple[list, dict]]:
     charts = {}
     for match in re.finditer(r'Plotly\.newPlot\(\s*"([^"]+)",\s*', page):
         traces, end = decoder.raw_decode(page, match.end())
-        layout, _ = decoder.raw_decode(page, re.compile(r",\s*").match(page, end).end())
+        comma = re.compile(r",\s*").match(page, end)
+        assert comma, f"chart {match.group(1)}: no layout after the traces"
+        layout, _ = decoder.raw_decode(page, comma.end())
         charts[match.group(1)] = (traces, layout)
     return charts
 

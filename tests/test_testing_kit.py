@@ -31,7 +31,7 @@ class Longest(FitStep):
     name = "kit_longest"
 
     def fit(self, ctx: FitContext):
-        return {"chars": ctx.execute("SELECT max(length(text)) FROM corpus").fetchone()[0]}
+        return {"chars": ctx.execute("SELECT max(length(text)) FROM corpus").fetchall()[0][0]}
 
 
 ROWS = [{"id": "1", "text": "box", "lang": "en"}, {"id": "2", "text": "cat", "lang": "en"}, {"id": "3", "text": "xylophone", "lang": "en"}]
