@@ -279,13 +279,7 @@ def _decompressed_blocks(path: str, problems: list[str]) -> Iterator[bytes]:
             while block := fh.read(1 << 24):
                 yield block
             return
-        new: Callable[[], Any]  # a zlib or zstd decompressor: both have decompress(), eof, unused_data
-        if codec == "gzip":
-            new = lambda: zlib.decompressobj(wbits=31)  # noqa: E731 (gzip header; one per member)
-        else:
-            import zstandard
-
-            new = zstandard.ZstdDecompressor().decompressobj
+        new = _decompressor(codec)
         decoder = new()
         started = False  # inside a member/frame whose end has not been seen
         try:
@@ -326,6 +320,18 @@ def _compression(path: str) -> str | None:
         if path.lower().endswith(suffix):
             return codec
     return None
+
+
+def _decompressor(codec: str) -> Callable[[], Any]:
+    """A factory of streaming decompressors (zlib's or zstd's: both have decompress(), eof, unused_data).
+
+    One per gzip member / zstd frame: concatenated archives are read member by member.
+    """
+    if codec == "gzip":
+        return lambda: zlib.decompressobj(wbits=31)  # gzip header
+    import zstandard
+
+    return zstandard.ZstdDecompressor().decompressobj
 
 
 # --------------------------------------------------------------------------- reading
@@ -447,13 +453,7 @@ class InputReader:
         with storage.open_input(path) as fh:
             if codec is None:
                 return fh.read() if limit is None else fh.read(limit), None
-            new: Callable[[], Any]  # a zlib or zstd decompressor: both have decompress(), eof, unused_data
-            if codec == "gzip":
-                new = lambda: zlib.decompressobj(wbits=31)  # noqa: E731 (gzip header; one per member)
-            else:
-                import zstandard
-
-                new = zstandard.ZstdDecompressor().decompressobj
+            new = _decompressor(codec)
             decoder = new()
             started = False  # inside a member/frame whose end has not been seen
             try:
