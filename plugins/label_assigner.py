@@ -559,6 +559,11 @@ class LabelTrain(FitStep):
 
     sample = SeedSelector.sample
 
+    def config_fingerprint(self) -> dict[str, Any]:
+        fingerprint = super().config_fingerprint()
+        fingerprint["files"] = [_file_fingerprint(self.params.taxonomy)]  # an edited taxonomy retrains
+        return fingerprint
+
     def fit(self, ctx: FitContext) -> dict[str, Any]:
         p = self.params
         table = ctx.table(p.sql, ["text", "label"], f"step {self.name!r}: sql")

@@ -204,6 +204,22 @@ def test_embedding_student_distilled_into_fasttext(ag_news, split_corpus, tmp_pa
     assert unseen_accuracy(tmp_path / "run") > 0.5 and summary["balanced"]
 
 
+def test_an_edited_taxonomy_retrains_the_student(ag_news, split_corpus, tmp_path, registry):
+    taxonomy = tmp_path / "labels.yaml"
+    taxonomy.write_text(AG_TAXONOMY)
+    text = f"steps:\n  - step: label_train\n    name: train\n    sql: SELECT text, label FROM corpus WHERE split = 'train'\n    taxonomy: {taxonomy}\n    C: 3\n"
+    pipe = pipeline_file(tmp_path, text)
+    run_pipeline(load_pipeline(pipe, registry), tmp_path / "run", inputs=[str(split_corpus)], progress=False)
+    student = tmp_path / "run" / "artifacts" / "train" / "student.json"
+    labels = json.loads(student.read_text())["labels"]
+    before = json.loads(student.read_text())["judge"]["vectors"]
+    taxonomy.write_text(AG_TAXONOMY.replace("sports news, games, teams and athletes", "football, tennis and the Olympics"))
+    run_pipeline(load_pipeline(pipe, registry), tmp_path / "run", inputs=[str(split_corpus)], progress=False)
+    after = json.loads(student.read_text())["judge"]["vectors"]
+    # the Sports vector follows its new description; the others stay
+    assert {name for name, a, b in zip(labels, before, after) if a != b} == {"Sports"}
+
+
 def test_a_broken_student_file_is_named(tmp_path, registry):
     from curator_plugins.label_assigner import EmbeddingStudent
 
