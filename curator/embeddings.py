@@ -89,7 +89,7 @@ class TextEmbedder:
         self.model_id = f"{model_path.name}:{digest}:{max_tokens}"
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        encodings = self.tokenizer.encode_batch([(t or "")[: self.max_chars] for t in texts])
+        encodings = self.tokenizer.encode_batch([_encodable((t or "")[: self.max_chars]) for t in texts])
         out: np.ndarray | None = None
         # Batches of similar length waste little on padding.
         order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids))
@@ -112,6 +112,15 @@ class TextEmbedder:
             return np.zeros((0, 0), dtype=np.float32)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.maximum(norms, 1e-12)
+
+
+def _encodable(text: str) -> str:
+    """The text with lone surrogates (valid in a Python str, not in UTF-8) replaced: the tokenizer refuses them."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
 
 
 class EmbeddingConfig(BaseModel):

@@ -37,9 +37,9 @@ def test_batching_and_padding_do_not_change_a_vector(embedder):
     assert np.isfinite(mixed).all() and mixed.shape[0] == 4
 
 
-def test_long_text_is_truncated_not_refused(embedder):
-    v = embedder.embed(["word " * 200_000])
-    assert v.shape == (1, 384) and np.isfinite(v).all()
+def test_long_odd_or_missing_text_is_embedded_not_refused(embedder):
+    v = embedder.embed(["word " * 200_000, "a lone surrogate \ud800 in JSON-decoded text", "\x00\x01 control bytes", None])
+    assert v.shape == (4, 384) and np.isfinite(v).all()
 
 
 def test_model_files_come_from_installed_packages():
